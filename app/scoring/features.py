@@ -1,0 +1,218 @@
+"""Feature extraction for children's drawings, with Pillow and NumPy only.
+
+The image is downscaled first (to ``WORK_SIZE`` square grayscale and a small colour copy),
+so the memory held does not depend on the upload's resolution beyond Pillow's own decoded
+image. Every feature is a plain number on a roughly 0..1 scale, and the vector has a fixed
+length (``FEATURE_COUNT``) whatever the input size, mode or aspect ratio.
+
+Groups of features (in order):
+
+- ink density on a ``GRID`` x ``GRID`` grid (ink = 1 - gray, on white paper);
+- global ink statistics: mean, coverage, dark fraction, spread, stroke thickness;
+- where the ink sits: centre of mass, spread, bounding-box area;
+- a gray-level histogram;
+- edges: magnitude-weighted orientation histogram, edge density, mean magnitude;
+- texture: high-frequency energy and isolated-speckle fraction (noise);
+- colour: saturation, colourful fraction, hue histogram, RGB means and spreads, palette size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+FEATURE_VERSION = 1
+WORK_SIZE = 256
+COLOUR_SIZE = 64
+GRID = 6
+ORIENTATION_BINS = 8
+GRAY_BINS = 8
+HUE_BINS = 6
+
+INK_THRESHOLD = 0.25
+DARK_THRESHOLD = 0.75
+EDGE_THRESHOLD = 0.12
+COLOURFUL_SATURATION = 0.3
+
+
+def _feature_names() -> tuple[str, ...]:
+    names: list[str] = [f"ink_grid_{r}_{c}" for r in range(GRID) for c in range(GRID)]
+    names += ["ink_mean", "ink_coverage", "ink_dark", "ink_std", "stroke_thickness"]
+    names += ["ink_cx", "ink_cy", "ink_sx", "ink_sy", "ink_bbox_area"]
+    names += [f"gray_hist_{i}" for i in range(GRAY_BINS)]
+    names += [f"edge_orient_{i}" for i in range(ORIENTATION_BINS)]
+    names += ["edge_density", "edge_mean"]
+    names += ["highfreq_energy", "speckle_fraction", "paper_brightness"]
+    names += ["saturation_mean", "colourful_fraction"]
+    names += [f"hue_hist_{i}" for i in range(HUE_BINS)]
+    names += ["red_mean", "green_mean", "blue_mean", "red_std", "green_std", "blue_std"]
+    names += ["palette_size"]
+    return tuple(names)
+
+
+FEATURE_NAMES = _feature_names()
+FEATURE_COUNT = len(FEATURE_NAMES)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode to RGB; transparency is composited onto white paper."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    ):
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        paper.alpha_composite(rgba)
+        return paper.convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit gray: scale to 8 bits before Pillow's clipping conversion.
+        array = np.asarray(image, dtype=np.float32)
+        top = float(array.max()) or 1.0
+        scaled = np.clip(array / top * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(scaled).convert("RGB")
+    return image.convert("RGB")
+
+
+def _downscale(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """The working grayscale (WORK_SIZE², float32 0..1) and colour (COLOUR_SIZE², uint8)."""
+    image.draft("RGB", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at reduced scale; else no-op
+    rgb = _to_rgb(image)
+    factor = min(rgb.width, rgb.height) // (2 * WORK_SIZE)
+    if factor >= 2:
+        rgb = rgb.reduce(factor)  # cheap box reduction before the filtered resize
+    work = rgb.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR)
+    gray = np.asarray(work.convert("L"), dtype=np.float32) / 255.0
+    colour = np.asarray(
+        work.resize((COLOUR_SIZE, COLOUR_SIZE), Image.Resampling.BOX), dtype=np.uint8
+    )
+    return gray, colour
+
+
+def _ink_features(ink: np.ndarray) -> list[float]:
+    size = ink.shape[0]
+    cell = size // GRID
+    trimmed = ink[: cell * GRID, : cell * GRID]
+    grid = trimmed.reshape(GRID, cell, GRID, cell).mean(axis=(1, 3))
+    feats = [float(v) for v in grid.ravel()]
+
+    inked = ink > INK_THRESHOLD
+    coverage = float(inked.mean())
+    # Stroke thickness: inked pixels per boundary pixel (thick strokes have more ink per edge).
+    boundary = inked[:, 1:] != inked[:, :-1]
+    boundary_count = float(boundary.sum()) + float((inked[1:, :] != inked[:-1, :]).sum())
+    thickness = float(inked.sum()) / (boundary_count + 1.0)
+    feats += [
+        float(ink.mean()),
+        coverage,
+        float((ink > DARK_THRESHOLD).mean()),
+        float(ink.std()),
+        float(np.log1p(thickness) / np.log1p(size)),
+    ]
+
+    total = float(ink.sum())
+    if total > 1e-6:
+        axis = (np.arange(size, dtype=np.float32) + 0.5) / size
+        col_mass = ink.sum(axis=0) / total
+        row_mass = ink.sum(axis=1) / total
+        cx = float(col_mass @ axis)
+        cy = float(row_mass @ axis)
+        sx = float(np.sqrt(col_mass @ (axis - cx) ** 2))
+        sy = float(np.sqrt(row_mass @ (axis - cy) ** 2))
+    else:
+        cx = cy = 0.5
+        sx = sy = 0.0
+    rows = np.flatnonzero(inked.any(axis=1))
+    cols = np.flatnonzero(inked.any(axis=0))
+    bbox_area = (
+        (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1) / (size * size) if rows.size else 0.0
+    )
+    feats += [cx, cy, sx, sy, float(bbox_area)]
+    return feats
+
+
+def _edge_features(gray: np.ndarray) -> list[float]:
+    gx = np.zeros_like(gray)
+    gy = np.zeros_like(gray)
+    gx[:, 1:-1] = (gray[:, 2:] - gray[:, :-2]) * 0.5
+    gy[1:-1, :] = (gray[2:, :] - gray[:-2, :]) * 0.5
+    magnitude = np.hypot(gx, gy)
+    strong = magnitude > EDGE_THRESHOLD
+    # Orientation of the edge, folded to 0..pi (a stroke has no direction).
+    angle = np.mod(np.arctan2(gy[strong], gx[strong]), np.pi)
+    bins = np.minimum((angle / np.pi * ORIENTATION_BINS).astype(np.int64), ORIENTATION_BINS - 1)
+    hist = np.bincount(bins, weights=magnitude[strong], minlength=ORIENTATION_BINS)
+    weight = float(hist.sum())
+    hist = hist / weight if weight > 0 else np.full(ORIENTATION_BINS, 1.0 / ORIENTATION_BINS)
+    return [*(float(v) for v in hist), float(strong.mean()), float(magnitude.mean()) * 4.0]
+
+
+def _texture_features(gray: np.ndarray) -> list[float]:
+    centre = gray[1:-1, 1:-1]
+    up, down = gray[:-2, 1:-1], gray[2:, 1:-1]
+    left, right = gray[1:-1, :-2], gray[1:-1, 2:]
+    laplacian = 4.0 * centre - up - down - left - right
+    highfreq = float(np.abs(laplacian).mean())
+    # Speckle: a pixel that differs from all four neighbours in the same direction.
+    delta = 0.08
+    brighter = (centre > up + delta) & (centre > down + delta)
+    brighter &= (centre > left + delta) & (centre > right + delta)
+    darker = (centre < up - delta) & (centre < down - delta)
+    darker &= (centre < left - delta) & (centre < right - delta)
+    speckle = float((brighter | darker).mean())
+    paper = float(np.percentile(gray, 90))
+    return [highfreq, min(speckle * 10.0, 1.0), paper]
+
+
+def _colour_features(colour: np.ndarray) -> list[float]:
+    rgb = colour.astype(np.float32) / 255.0
+    top = rgb.max(axis=2)
+    bottom = rgb.min(axis=2)
+    chroma = top - bottom
+    saturation = np.where(top > 1e-6, chroma / np.maximum(top, 1e-6), 0.0)
+    colourful = (saturation > COLOURFUL_SATURATION) & (top > 0.2)
+
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    safe = np.maximum(chroma, 1e-6)
+    hue = np.where(
+        top == r,
+        np.mod((g - b) / safe, 6.0),
+        np.where(top == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0),
+    )  # 0..6
+    hue_bins = np.minimum(hue[colourful].astype(np.int64), HUE_BINS - 1)
+    hue_hist = np.bincount(hue_bins, minlength=HUE_BINS) / float(colourful.size)
+
+    quantised = (colour // 64).astype(np.int64)
+    codes = quantised[..., 0] * 16 + quantised[..., 1] * 4 + quantised[..., 2]
+    counts = np.bincount(codes.ravel(), minlength=64)
+    palette = float((counts > 0.002 * codes.size).sum()) / 64.0
+
+    means = rgb.reshape(-1, 3).mean(axis=0)
+    stds = rgb.reshape(-1, 3).std(axis=0)
+    return [
+        float(saturation.mean()),
+        float(colourful.mean()),
+        *(float(v) for v in hue_hist),
+        *(float(v) for v in means),
+        *(float(v) for v in stds),
+        palette,
+    ]
+
+
+def extract_features(image: Image.Image) -> np.ndarray:
+    """The fixed-length float32 feature vector of a drawing (deterministic)."""
+    gray, colour = _downscale(image)
+    ink = 1.0 - gray
+    gray_hist = np.bincount(
+        np.minimum((gray * GRAY_BINS).astype(np.int64), GRAY_BINS - 1).ravel(),
+        minlength=GRAY_BINS,
+    ) / float(gray.size)
+    feats = _ink_features(ink)
+    feats += [float(v) for v in gray_hist]
+    feats += _edge_features(gray)
+    feats += _texture_features(gray)
+    feats += _colour_features(colour)
+    vector = np.asarray(feats, dtype=np.float32)
+    if vector.shape != (FEATURE_COUNT,):  # pragma: no cover - a programming error
+        raise AssertionError(f"feature vector has {vector.size} values, not {FEATURE_COUNT}")
+    return vector

@@ -1,0 +1,66 @@
+"""The one place boto3 clients are made (DESIGN §8)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from opsd.settings import Settings
+
+# Cost Explorer and Budgets answer only in us-east-1.
+GLOBAL_SERVICES = {"ce": "us-east-1", "budgets": "us-east-1"}
+RETRIES = {"mode": "standard", "max_attempts": 5}
+
+
+class AwsClients:
+    """Lazily made, cached boto3 clients for one process's settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._session = boto3.session.Session()
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = make_client(self._settings, service, self._session)
+            return self._clients[service]
+
+
+def make_client(
+    settings: Settings, service: str, session: boto3.session.Session | None = None
+) -> Any:
+    session = session or boto3.session.Session()
+    return session.client(
+        service,
+        region_name=GLOBAL_SERVICES.get(service, settings.aws_default_region),
+        endpoint_url=settings.aws_endpoint_url or None,
+        config=Config(retries=RETRIES, connect_timeout=10, read_timeout=60),
+    )
+
+
+def error_code(exc: BaseException) -> str:
+    """AccessDenied, NoSuchBucket, … or the exception's name."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+    if isinstance(exc, BotoCoreError):
+        return type(exc).__name__
+    return type(exc).__name__
+
+
+def describe_aws_error(action: str, exc: BaseException) -> str:
+    """'upload backup-….db: AccessDenied (Access Denied)' — what was being done, then why."""
+    code = error_code(exc)
+    detail = ""
+    if isinstance(exc, ClientError):
+        message = exc.response.get("Error", {}).get("Message") or ""
+        if message and message != code:
+            detail = f" ({message})"
+    elif not isinstance(exc, ClientError):
+        detail = f" ({exc})" if str(exc) else ""
+    return f"{action}: {code}{detail}"

@@ -1,0 +1,44 @@
+"""The shape every task run reports (DESIGN §8)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    OK = "ok"
+    SKIPPED = "skipped"
+    VIOLATION = "violation"
+    FAILED = "failed"
+
+
+EXIT_CODES = {Status.OK: 0, Status.SKIPPED: 0, Status.FAILED: 1, Status.VIOLATION: 3}
+EXIT_USAGE = 2
+
+
+@dataclass
+class TaskResult:
+    """What one run did. `output` is shown to the person or script that ran the task."""
+
+    task: str
+    status: Status
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    duration_s: float = 0.0
+    output: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+
+class TaskError(Exception):
+    """An expected failure; its message is the one-line reason shown to the user."""
+
+    status = Status.FAILED
+
+
+class UsageError(TaskError):
+    """The command line or configuration is wrong (exit 2)."""

@@ -1,0 +1,69 @@
+"""Task specs and EventBridge schedule expressions turned into APScheduler triggers."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import re
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Protocol
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+if TYPE_CHECKING:
+    from opsd.results import TaskResult
+    from opsd.runner import TaskContext
+
+_CRON = re.compile(r"^cron\((.+)\)$")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+
+
+class TaskModule(Protocol):
+    DESCRIPTION: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, ctx: TaskContext, args: argparse.Namespace) -> TaskResult: ...
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: its command name, module, schedule (None: on demand only) and summary."""
+
+    name: str
+    module: str
+    schedule: str | None
+    summary: str
+
+    def load(self) -> TaskModule:
+        module: ModuleType = importlib.import_module(self.module)
+        return module  # type: ignore[return-value]
+
+    def trigger(self) -> BaseTrigger | None:
+        return None if self.schedule is None else trigger_for(self.schedule)
+
+
+def trigger_for(expression: str) -> BaseTrigger:
+    """APScheduler trigger for an EventBridge `cron(...)` or `rate(...)` expression (UTC)."""
+    if match := _RATE.match(expression):
+        amount, unit = int(match[1]), match[2].rstrip("s") + "s"
+        return IntervalTrigger(**{unit: amount}, timezone="UTC")
+    if match := _CRON.match(expression):
+        fields = match[1].split()
+        if len(fields) != 6:
+            raise ValueError(f"{expression}: EventBridge cron needs 6 fields")
+        minute, hour, day, month, weekday, year = fields
+        if weekday not in ("?", "*"):
+            raise ValueError(f"{expression}: day-of-week schedules are not supported")
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day="*" if day == "?" else day,
+            month=month,
+            year=year,
+            timezone="UTC",
+        )
+    raise ValueError(f"{expression}: not an EventBridge cron(...) or rate(...) expression")

@@ -1,0 +1,100 @@
+"""Settings of every process, from environment variables (DESIGN §7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL = "local"
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """What the operations tasks (and the daemon) read. The app extends it."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+
+    environment: str = Field(LOCAL, pattern=r"^[a-z][a-z0-9-]{1,31}$")
+    aws_default_region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    aws_endpoint_url: str | None = None
+
+    s3_bucket_drawings: str = ""
+    s3_bucket_models: str = ""
+    s3_bucket_backups: str = ""
+    backup_prefix: str = ""
+
+    database_path: Path = Path("data/app.db")
+    ops_state_path: Path = Path("data/ops-state.db")
+    scratch_dir: Path | None = None
+    sqlite_busy_timeout_ms: int = Field(30_000, ge=0, le=600_000)
+
+    enable_metrics: bool = True
+    metrics_namespace: str = Field("DrawingAnalysis", min_length=1, max_length=255)
+
+    enable_secrets_manager: bool = False
+    admin_password_secret_arn: str | None = None
+
+    budget_name: str = "drawing-analysis-monthly"
+    budget_limit_usd: float = Field(40.0, gt=0)
+    alert_topic_arn: str | None = None
+
+    ecs_cluster: str | None = None
+    ecs_app_service: str | None = None
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment == LOCAL
+
+    @model_validator(mode="after")
+    def _buckets_named(self) -> Settings:
+        for field in ("s3_bucket_drawings", "s3_bucket_models", "s3_bucket_backups"):
+            if getattr(self, field):
+                continue
+            if not self.is_local:
+                raise ValueError(f"{field.upper()} must be set outside local mode")
+            setattr(self, field, f"drawing-analysis-{field.removeprefix('s3_bucket_')}-local")
+        if self.enable_secrets_manager and not self.admin_password_secret_arn:
+            raise ValueError(
+                "ADMIN_PASSWORD_SECRET_ARN must be set when ENABLE_SECRETS_MANAGER is true"
+            )
+        return self
+
+    def secret_values(self) -> list[str]:
+        """Values that must never reach a log line."""
+        return [
+            value.get_secret_value()
+            for value in self.__dict__.values()
+            if isinstance(value, SecretStr) and value.get_secret_value()
+        ]
+
+
+SettingsT = TypeVar("SettingsT", bound=Settings)
+
+
+def load_settings(cls: type[SettingsT] = Settings, **overrides: object) -> SettingsT:  # type: ignore[assignment]
+    """Read settings from the environment; raise ConfigError with one line on a bad value."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    location = [str(part) for part in first.get("loc", ()) if part]
+    message = first.get("msg", "invalid value").removeprefix("Value error, ")
+    if not location:
+        return message
+    variable = location[0].upper()
+    given = first.get("input")
+    shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+    return f"{variable}: {message}{shown}"

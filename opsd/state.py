@@ -1,0 +1,90 @@
+"""The operations state database (OPS_STATE_PATH): task runs and what tasks remember.
+
+Never the app database: tasks only read that one (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from opsd.database import connect
+from opsd.results import TaskResult
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OpsState:
+    def __init__(self, path: str | Path, busy_timeout_ms: int = 30_000) -> None:
+        self.path = Path(path)
+        self.conn = connect(self.path, busy_timeout_ms=busy_timeout_ms, check_same_thread=False)
+        self.db = sqlite_utils.Database(self.conn)
+        self._ensure_schema()
+
+    def _ensure_schema(self) -> None:
+        self.conn.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS task_runs (
+                run_id TEXT PRIMARY KEY,
+                task TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                finished_at TEXT NOT NULL,
+                status TEXT NOT NULL,
+                duration_s REAL NOT NULL,
+                message TEXT NOT NULL,
+                details TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS task_runs_by_task ON task_runs (task, finished_at);
+            CREATE TABLE IF NOT EXISTS kv (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            );
+            """
+        )
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def record_run(self, run_id: str, started_at: datetime, result: TaskResult) -> None:
+        self.db["task_runs"].insert(
+            {
+                "run_id": run_id,
+                "task": result.task,
+                "started_at": started_at.isoformat(),
+                "finished_at": utcnow().isoformat(),
+                "status": str(result.status),
+                "duration_s": round(result.duration_s, 3),
+                "message": result.message,
+                "details": json.dumps(result.details, default=str),
+            },
+            replace=True,
+        )
+
+    def last_runs(self) -> dict[str, dict[str, Any]]:
+        """The newest run of each task, by task name."""
+        rows = self.conn.execute(
+            "SELECT task, run_id, started_at, finished_at, status, duration_s, message "
+            "FROM task_runs t WHERE finished_at = "
+            "(SELECT max(finished_at) FROM task_runs WHERE task = t.task)"
+        ).fetchall()
+        keys = ("task", "run_id", "started_at", "finished_at", "status", "duration_s", "message")
+        return {row[0]: dict(zip(keys, row, strict=True)) for row in rows}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set(self, key: str, value: Any) -> None:
+        self.conn.execute(
+            "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            (key, json.dumps(value, default=str), utcnow().isoformat()),
+        )

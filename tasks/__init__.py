@@ -1,0 +1,1 @@
+"""Run-to-completion operations tasks: `python -m tasks NAME`."""
