@@ -23,11 +23,18 @@ class Settings(BaseSettings):
     environment: str = Field(LOCAL, pattern=r"^[a-z][a-z0-9-]{1,31}$")
     aws_default_region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     aws_endpoint_url: str | None = None
+    local_aws_port: int = Field(4566, ge=1, le=65535)
 
     s3_bucket_drawings: str = ""
     s3_bucket_models: str = ""
     s3_bucket_backups: str = ""
-    backup_prefix: str = ""
+    backup_prefix: str = Field("", pattern=r"^[A-Za-z0-9!_.*'()/-]{0,200}$")
+    backup_part_size_mb: int = Field(32, ge=5, le=5120)
+    backup_upload_concurrency: int = Field(4, ge=1, le=16)
+    backup_glacier_days: int = Field(90, ge=1, le=3650)
+    # Glacier bills at least 90 days, so expiry comes at least 90 days after the move.
+    backup_expiry_days: int = Field(365, ge=91, le=36500)
+    model_version_expiry_days: int = Field(90, ge=1, le=3650)
 
     database_path: Path = Path("data/app.db")
     ops_state_path: Path = Path("data/ops-state.db")
@@ -46,6 +53,7 @@ class Settings(BaseSettings):
 
     ecs_cluster: str | None = None
     ecs_app_service: str | None = None
+    ecs_wait_timeout_s: int = Field(600, ge=10, le=3600)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -62,6 +70,11 @@ class Settings(BaseSettings):
             if not self.is_local:
                 raise ValueError(f"{field.upper()} must be set outside local mode")
             setattr(self, field, f"drawing-analysis-{field.removeprefix('s3_bucket_')}-local")
+        if self.backup_expiry_days < self.backup_glacier_days + 90:
+            raise ValueError(
+                "BACKUP_EXPIRY_DAYS must be at least BACKUP_GLACIER_DAYS + 90 "
+                "(Glacier's 90-day minimum storage)"
+            )
         if self.enable_secrets_manager and not self.admin_password_secret_arn:
             raise ValueError(
                 "ADMIN_PASSWORD_SECRET_ARN must be set when ENABLE_SECRETS_MANAGER is true"

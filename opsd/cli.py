@@ -1,0 +1,251 @@
+"""`opsd run` (the whole system, locally or on a single host) and `opsd status`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from opsd.aws import AwsClients, describe_aws_error
+from opsd.daemon import Daemon, daemon_info, status_rows
+from opsd.local_aws import EmbeddedAws, LocalAwsError, point_environment_at
+from opsd.logging import configure_logging
+from opsd.results import EXIT_USAGE
+from opsd.runner import OneLineParser
+from opsd.settings import ConfigError, Settings, load_settings
+
+log = structlog.get_logger()
+
+# Order of the first runs at start: a backup first, so the drill and the metrics have one.
+INITIAL_RUN_ORDER = ("backup", "verify-backup", "lifecycle-check", "budget-poll", "publish-metrics")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="opsd",
+        description="Operations daemon of the Children's Drawing Anomaly Detection System.",
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=OneLineParser
+    )
+    run = commands.add_parser(
+        "run",
+        help="start the system: embedded AWS (local mode), the app and every schedule",
+        description="Start everything: in local mode (ENVIRONMENT=local, the default) an "
+        "embedded AWS endpoint on loopback with the declared resources; the app; the daemon "
+        "running every task on its schedule, with a first run of each at start. Ctrl-C stops "
+        "all of it.",
+    )
+    run.add_argument("--app-port", type=int, default=8000, help="port of the app (8000)")
+    run.add_argument(
+        "--aws-port",
+        type=int,
+        default=None,
+        help="port of the embedded AWS endpoint (LOCAL_AWS_PORT, 4566)",
+    )
+    run.add_argument("--no-app", action="store_true", help="run the daemon without the app")
+    run.add_argument(
+        "--no-initial-runs", action="store_true", help="do not run the tasks once at start"
+    )
+    status = commands.add_parser("status", help="per task: last run, its status, next run")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "status":
+        return show_status(settings, args.json)
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+    return run_system(settings, args)
+
+
+def show_status(settings: Settings, as_json: bool) -> int:
+    from tasks.registry import TASKS
+
+    rows = status_rows(settings, TASKS)
+    daemon = daemon_info(settings)
+    if as_json:
+        print(json.dumps({"daemon": daemon, "tasks": rows}, indent=2))
+        return 0
+    if daemon is None:
+        print("daemon: never started with this OPS_STATE_PATH")
+    else:
+        state = "running" if daemon["alive"] else "not running"
+        print(
+            f"daemon: {state} (pid {daemon['pid']} on {daemon['host']}, "
+            f"started {daemon['started_at'][:19]}Z)"
+        )
+    print(render_table(rows))
+    return 0
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    columns = ("task", "schedule", "last_run", "status", "duration_s", "next_run", "message")
+    shown = [
+        {
+            c: "-"
+            if row[c] is None
+            else (str(row[c])[:19] if c in ("last_run", "next_run") else str(row[c]))
+            for c in columns
+        }
+        for row in rows
+    ]
+    widths = {c: max(len(c), *(len(r[c]) for r in shown)) for c in columns[:-1]}
+    lines = ["  ".join(c.upper().ljust(widths.get(c, 0)) for c in columns).rstrip()]
+    lines += ["  ".join(r[c].ljust(widths.get(c, 0)) for c in columns).rstrip() for r in shown]
+    return "\n".join(lines)
+
+
+def run_system(settings: Settings, args: argparse.Namespace) -> int:
+    from tasks.registry import TASKS
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    embedded: EmbeddedAws | None = None
+    app: subprocess.Popen[bytes] | None = None
+    daemon: Daemon | None = None
+    try:
+        if settings.is_local:
+            embedded, settings = start_local_aws(settings, args.aws_port)
+        settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+        clients = AwsClients(settings)
+        daemon = Daemon(settings, TASKS, clients)
+        if not args.no_app:
+            app = start_app(args.app_port)
+        initial = [] if args.no_initial_runs else initial_runs(settings, clients)
+        daemon.start(initial_runs=initial)
+        print_banner(settings, embedded, None if args.no_app else args.app_port)
+        while not stop.is_set():
+            if app is not None and app.poll() is not None:
+                log.error("app exited", code=app.returncode)
+                return 1
+            stop.wait(1.0)
+        log.info("shutting down")
+        return 0 if daemon.shutdown() else 1
+    except (LocalAwsError, AppStartError) as exc:
+        print(f"opsd run: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if daemon is not None and not daemon.stop.is_set():
+            daemon.shutdown()
+        if app is not None and app.poll() is None:
+            app.terminate()
+            try:
+                app.wait(15)
+            except subprocess.TimeoutExpired:
+                app.kill()
+        if embedded is not None:
+            embedded.stop()
+
+
+def start_local_aws(settings: Settings, port: int | None) -> tuple[EmbeddedAws, Settings]:
+    from opsd.local_resources import provision
+
+    embedded = EmbeddedAws(
+        port or settings.local_aws_port, log_path=settings.ops_state_path.parent / "local-aws.log"
+    )
+    url = embedded.start()
+    point_environment_at(url)
+    settings = settings.model_copy(update={"aws_endpoint_url": url})
+    created = provision(settings, AwsClients(settings))
+    topic = getattr(created, "topic_arn", None)
+    if topic:
+        os.environ["ALERT_TOPIC_ARN"] = topic
+        settings = settings.model_copy(update={"alert_topic_arn": topic})
+    log.info("local aws ready", endpoint=url)
+    return embedded, settings
+
+
+class AppStartError(Exception):
+    pass
+
+
+def start_app(port: int, timeout_s: float = 60.0) -> subprocess.Popen[bytes]:
+    """The app as its own process (`python -m app serve`), as in its container."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdin=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/health"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AppStartError(f"the app exited at start (code {process.returncode})")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return process
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    process.terminate()
+    raise AppStartError(f"the app did not answer on {url} within {timeout_s:.0f}s")
+
+
+def initial_runs(settings: Settings, clients: AwsClients) -> list[str]:
+    """Every scheduled task once at start; the backup only when the bucket has none."""
+    names = list(INITIAL_RUN_ORDER)
+    if backup_exists(settings, clients):
+        names.remove("backup")
+    return names
+
+
+def backup_exists(settings: Settings, clients: AwsClients) -> bool:
+    try:
+        listing = clients("s3").list_objects_v2(
+            Bucket=settings.s3_bucket_backups,
+            Prefix=f"{settings.backup_prefix}backup-",
+            MaxKeys=1,
+        )
+    except Exception as exc:
+        log.warning("cannot list backups", error=describe_aws_error("list backups", exc))
+        return False
+    return bool(listing.get("KeyCount"))
+
+
+def print_banner(settings: Settings, embedded: EmbeddedAws | None, app_port: int | None) -> None:
+    lines = [
+        "",
+        "Children's Drawing Anomaly Detection System is running "
+        f"(ENVIRONMENT={settings.environment}).",
+    ]
+    if app_port is not None:
+        base = f"http://127.0.0.1:{app_port}"
+        lines += [f"  app:        {base}/demo   dashboard: {base}/dashboard   docs: {base}/docs"]
+    if embedded is not None:
+        lines += [
+            f"  AWS (local): {embedded.url}",
+            f"      aws --endpoint-url {embedded.url} s3 ls s3://{settings.s3_bucket_backups}/",
+            "      (credentials: AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local)",
+        ]
+    lines += [
+        f"  database:   {Path(settings.database_path).resolve()}",
+        f"  ops state:  {Path(settings.ops_state_path).resolve()}",
+        "  status:     .venv/bin/opsd status",
+        "Press Ctrl-C to stop everything.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,180 @@
+"""The operations daemon: every scheduled task on its schedule, in one process.
+
+Runs each task through the same runner as ECS does. At most one run of a task at a time;
+missed runs are coalesced; on shutdown the running tasks are asked to stop and are given
+a bounded time to finish or abort cleanly.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from opsd.aws import AwsClients
+from opsd.results import TaskResult
+from opsd.runner import OneLineParser, TaskContext, execute
+from opsd.schedule import TaskSpec
+from opsd.settings import Settings
+from opsd.state import OpsState
+
+MISFIRE_GRACE_S = 15 * 60
+SHUTDOWN_GRACE_S = 30.0
+DAEMON_KEY = "daemon"
+
+log = structlog.get_logger()
+
+
+class Daemon:
+    def __init__(
+        self, settings: Settings, registry: Mapping[str, TaskSpec], clients: AwsClients
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.clients = clients
+        self.stop = threading.Event()
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": MISFIRE_GRACE_S,
+            },
+        )
+        self._locks = {name: threading.Lock() for name in registry}
+        self._running: set[threading.Thread] = set()
+        self._running_lock = threading.Lock()
+
+    def run_task(self, name: str, argv: Iterable[str] = ()) -> TaskResult | None:
+        """One run of `name` unless one is already under way (then None)."""
+        if self.stop.is_set():
+            return None
+        lock = self._locks[name]
+        if not lock.acquire(blocking=False):
+            log.info("task skipped", task=name, reason="previous run still under way")
+            return None
+        thread = threading.current_thread()
+        with self._running_lock:
+            self._running.add(thread)
+        spec = self.registry[name]
+        ctx = TaskContext(settings=self.settings, clients=self.clients, task=name, stop=self.stop)
+        try:
+            parser = OneLineParser(prog=name)
+            spec.load().add_arguments(parser)
+            return execute(spec, ctx, parser.parse_args(list(argv)))
+        finally:
+            ctx.close()
+            with self._running_lock:
+                self._running.discard(thread)
+            lock.release()
+
+    def start(self, initial_runs: Iterable[str] = ()) -> None:
+        for spec in self.registry.values():
+            trigger = spec.trigger()
+            if trigger is not None:
+                self.scheduler.add_job(
+                    self.run_task, trigger, args=[spec.name], id=spec.name, name=spec.name
+                )
+        self.scheduler.start()
+        self._announce()
+        runs = list(initial_runs)
+        if runs:
+            threading.Thread(
+                target=self._initial_runs, args=(runs,), name="initial-runs", daemon=True
+            ).start()
+
+    def _initial_runs(self, names: list[str]) -> None:
+        for name in names:
+            if self.stop.is_set():
+                return
+            self.run_task(name)
+
+    def _announce(self) -> None:
+        state = OpsState(self.settings.ops_state_path, self.settings.sqlite_busy_timeout_ms)
+        try:
+            state.set(
+                DAEMON_KEY,
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "started_at": datetime.now(UTC).isoformat(),
+                },
+            )
+        finally:
+            state.close()
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        return {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
+
+    def shutdown(self, grace_s: float = SHUTDOWN_GRACE_S) -> bool:
+        """Ask running tasks to stop and wait up to `grace_s`; True when all finished."""
+        self.stop.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            with self._running_lock:
+                running = [t for t in self._running if t.is_alive()]
+            if not running:
+                return True
+            for thread in running:
+                thread.join(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+        with self._running_lock:
+            left = sorted(t.name for t in self._running if t.is_alive())
+        log.error("tasks still running at shutdown", threads=left, grace_s=grace_s)
+        return not left
+
+
+def status_rows(
+    settings: Settings, registry: Mapping[str, TaskSpec], now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Per task: schedule, last run and its status, and the next scheduled run."""
+    now = now or datetime.now(UTC)
+    state = OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms)
+    try:
+        last = state.last_runs()
+    finally:
+        state.close()
+    rows = []
+    for spec in registry.values():
+        trigger = spec.trigger()
+        next_run = trigger.get_next_fire_time(None, now) if trigger is not None else None
+        run = last.get(spec.name, {})
+        rows.append(
+            {
+                "task": spec.name,
+                "schedule": spec.schedule or "on demand",
+                "last_run": run.get("finished_at"),
+                "status": run.get("status"),
+                "duration_s": run.get("duration_s"),
+                "message": run.get("message"),
+                "next_run": next_run.isoformat() if next_run else None,
+            }
+        )
+    return rows
+
+
+def daemon_info(settings: Settings) -> dict[str, Any] | None:
+    """What the last daemon to start recorded, with whether its process is alive here."""
+    state = OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms)
+    try:
+        info = state.get(DAEMON_KEY)
+    finally:
+        state.close()
+    if not info:
+        return None
+    alive = False
+    if info.get("host") == socket.gethostname():
+        try:
+            os.kill(int(info["pid"]), 0)
+            alive = True
+        except (OSError, ValueError):
+            alive = False
+    return {**info, "alive": alive}

@@ -1,0 +1,92 @@
+"""The embedded AWS endpoint of local mode: moto's server on loopback (DESIGN §5)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+
+class LocalAwsError(Exception):
+    pass
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+class EmbeddedAws:
+    """moto's server in a child process, so its CPU and memory are not the daemon's."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", log_path: Path | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 30.0) -> str:
+        if port_in_use(self.host, self.port):
+            raise LocalAwsError(
+                f"LOCAL_AWS_PORT {self.port} is in use on {self.host}: stop what runs there "
+                "or choose another port"
+            )
+        output = subprocess.DEVNULL
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            output = self.log_path.open("ab")  # type: ignore[assignment]
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise LocalAwsError(
+                    f"embedded AWS endpoint exited at start (code {self._process.returncode})"
+                )
+            if self.ready():
+                return self.url
+            time.sleep(0.2)
+        self.stop()
+        raise LocalAwsError(f"embedded AWS endpoint did not answer on {self.url} in {timeout_s}s")
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=1):
+                return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+def point_environment_at(url: str) -> None:
+    """Every boto3 client, the AWS CLI and child processes use the local endpoint."""
+    os.environ["AWS_ENDPOINT_URL"] = url
+    os.environ.update(LOCAL_CREDENTIALS)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_SESSION_TOKEN", None)

@@ -1,0 +1,46 @@
+"""Task modules for runner and daemon tests: each behaves one known way."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+from opsd.results import Status, TaskError, TaskResult, UsageError
+from opsd.runner import TaskContext
+
+DESCRIPTION = "A task for tests."
+calls: list[str] = []
+release = threading.Event()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--behave",
+        choices=["ok", "skip", "violation", "fail", "crash", "usage", "slow", "stubborn"],
+        default="ok",
+    )
+    parser.add_argument("--json", action="store_true")
+
+
+def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
+    calls.append(args.behave)
+    if args.behave == "fail":
+        raise TaskError("upload backup-2026-11-24-06-00.db: AccessDenied")
+    if args.behave == "crash":
+        raise RuntimeError("boom")
+    if args.behave == "usage":
+        raise UsageError("--at: not a timestamp")
+    if args.behave == "slow":
+        while not release.wait(0.01):
+            ctx.check_stop()
+    if args.behave == "stubborn":
+        time.sleep(5)
+    status = {"skip": Status.SKIPPED, "violation": Status.VIOLATION}.get(args.behave, Status.OK)
+    return TaskResult(
+        ctx.task,
+        status,
+        f"behaved {args.behave}",
+        {"bytes": 42},
+        output='{"done": true}' if args.json else None,
+    )
