@@ -1,0 +1,113 @@
+"""lifecycle-check: buckets and log groups against the declared storage policy; --fix remediates."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from opsd.aws import describe_aws_error
+from opsd.metrics import Datum
+from opsd.results import Status, TaskResult
+from opsd.runner import TaskContext
+from tasks.storage_compliance import (
+    CANNOT_CHECK,
+    OK,
+    VIOLATION,
+    Finding,
+    check_everything,
+    fix,
+    planned_change,
+)
+
+DESCRIPTION = (
+    "Compare every bucket and log group with the declared storage policy "
+    "(opsd/storage_policy.py). Exit 3 while violations remain."
+)
+
+_MARKS = {OK: "ok", VIOLATION: "VIOLATION", CANNOT_CHECK: "CANNOT CHECK"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    parser.add_argument("--fix", action="store_true", help="apply the policy where it is not met")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="with --fix: show the changes, make none"
+    )
+
+
+def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
+    s3, logs = ctx.clients("s3"), ctx.clients("logs")
+    findings = check_everything(s3, logs, ctx.settings)
+    changes: list[str] = []
+    failed_fixes: list[str] = []
+    if args.fix:
+        for finding in (f for f in findings if f.fixable):
+            ctx.check_stop()
+            if args.dry_run:
+                changes.append(planned_change(finding))
+                continue
+            try:
+                changes.append(fix(finding, s3, logs, ctx.settings))
+            except (ClientError, BotoCoreError) as exc:
+                failed_fixes.append(
+                    describe_aws_error(f"fix {finding.rule} of {finding.resource}", exc)
+                )
+        if not args.dry_run:
+            ctx.log.info("policy applied", changes=len(changes), failed=len(failed_fixes))
+            findings = check_everything(s3, logs, ctx.settings)
+    violations = sum(f.status == VIOLATION for f in findings)
+    unchecked = sum(f.status == CANNOT_CHECK for f in findings)
+    # An unreadable rule is not known to comply, so it counts towards the alarm too.
+    ctx.metrics.publish([Datum("LifecycleViolations", violations + unchecked)])
+    summary = f"{len(findings)} checks: {violations} violations, {unchecked} cannot check"
+    if args.fix:
+        verb = "would change" if args.dry_run else "changed"
+        summary += f"; {verb} {len(changes)}" + (
+            f", {len(failed_fixes)} fixes failed" if failed_fixes else ""
+        )
+    document = {
+        "findings": [f.as_dict() for f in findings],
+        "violations": violations,
+        "cannot_check": unchecked,
+        "fix": bool(args.fix),
+        "dry_run": bool(args.fix and args.dry_run),
+        "changes": changes,
+        "failed_fixes": failed_fixes,
+    }
+    output = json.dumps(document, indent=2) if args.json else _report(findings, document)
+    status = Status.VIOLATION if violations or unchecked or failed_fixes else Status.OK
+    details: dict[str, Any] = {
+        "violations": violations,
+        "cannot_check": unchecked,
+        "changes": len(changes),
+    }
+    return TaskResult(ctx.task, status, summary, details, output=output)
+
+
+def _report(findings: list[Finding], document: dict[str, Any]) -> str:
+    width = max((len(f.resource) for f in findings), default=10)
+    rule_width = max((len(f.rule) for f in findings), default=10)
+    lines = []
+    for finding in findings:
+        mark = _MARKS[finding.status]
+        line = f"{mark:<12} {finding.resource:<{width}}  {finding.rule:<{rule_width}}"
+        if finding.status == OK:
+            line += f"  {finding.actual}"
+        else:
+            line += f"  expected {finding.expected}; found {finding.actual}"
+        lines.append(line.rstrip())
+    if document["fix"]:
+        heading = "changes that --fix would make:" if document["dry_run"] else "changes made:"
+        lines += ["", heading, *(f"  {c}" for c in document["changes"] or ["none"])]
+        lines += [f"  FAILED {failure}" for failure in document["failed_fixes"]]
+    lines += [
+        "",
+        f"{len(findings)} checks: {document['violations']} violations, "
+        f"{document['cannot_check']} cannot check",
+    ]
+    if document["violations"] and not document["fix"]:
+        lines.append("run with --fix to apply the policy (--fix --dry-run to preview)")
+    return "\n".join(lines)
