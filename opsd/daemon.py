@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from opsd.aws import AwsClients
@@ -28,6 +29,7 @@ from opsd.state import OpsState
 MISFIRE_GRACE_S = 15 * 60
 SHUTDOWN_GRACE_S = 30.0
 DAEMON_KEY = "daemon"
+NEXT_RUNS_KEY = "daemon.next_runs"
 
 log = structlog.get_logger()
 
@@ -82,8 +84,12 @@ class Daemon:
                 self.scheduler.add_job(
                     self.run_task, trigger, args=[spec.name], id=spec.name, name=spec.name
                 )
+        self.scheduler.add_listener(
+            self._after_job, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED
+        )
         self.scheduler.start()
         self._announce()
+        self._save_next_runs()
         runs = list(initial_runs)
         if runs:
             threading.Thread(
@@ -113,6 +119,24 @@ class Daemon:
     def next_runs(self) -> dict[str, datetime | None]:
         return {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
 
+    def _after_job(self, event: JobEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            log.warning("run missed", task=event.job_id)
+        self._save_next_runs()
+
+    def _save_next_runs(self) -> None:
+        """So that `opsd status`, in another process, shows when each task runs next."""
+        state = OpsState(self.settings.ops_state_path, self.settings.sqlite_busy_timeout_ms)
+        try:
+            state.set(
+                NEXT_RUNS_KEY,
+                {k: v.isoformat() if v else None for k, v in self.next_runs().items()},
+            )
+        except Exception as exc:
+            log.warning("next runs not saved", error=str(exc))
+        finally:
+            state.close()
+
     def shutdown(self, grace_s: float = SHUTDOWN_GRACE_S) -> bool:
         """Ask running tasks to stop and wait up to `grace_s`; True when all finished."""
         self.stop.set()
@@ -140,12 +164,15 @@ def status_rows(
     state = OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms)
     try:
         last = state.last_runs()
+        planned = state.get(NEXT_RUNS_KEY, {}) if _daemon_alive(state.get(DAEMON_KEY)) else {}
     finally:
         state.close()
     rows = []
     for spec in registry.values():
         trigger = spec.trigger()
         next_run = trigger.get_next_fire_time(None, now) if trigger is not None else None
+        if planned.get(spec.name):
+            next_run = datetime.fromisoformat(planned[spec.name])
         run = last.get(spec.name, {})
         rows.append(
             {
@@ -170,11 +197,14 @@ def daemon_info(settings: Settings) -> dict[str, Any] | None:
         state.close()
     if not info:
         return None
-    alive = False
-    if info.get("host") == socket.gethostname():
-        try:
-            os.kill(int(info["pid"]), 0)
-            alive = True
-        except (OSError, ValueError):
-            alive = False
-    return {**info, "alive": alive}
+    return {**info, "alive": _daemon_alive(info)}
+
+
+def _daemon_alive(info: dict[str, Any] | None) -> bool:
+    if not info or info.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return False
+    return True
