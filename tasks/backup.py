@@ -1,0 +1,177 @@
+"""`python -m tasks backup`: consistent snapshot → integrity check → write-once upload → verify."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from opsd.metrics import Datum
+from opsd.results import Status, TaskError, TaskResult
+from opsd.runner import TaskContext
+from opsd.state import utcnow
+from tasks.backup_objects import REASONS, BackupMetadata, backup_key, head_backup
+from tasks.checksums import FileDigests, part_size_for
+from tasks.s3_upload import ObjectExists, upload_once
+from tasks.snapshot import (
+    DatabaseFacts,
+    examine,
+    integrity_summary,
+    remove_quietly,
+    snapshot_database,
+)
+
+TASK = "backup"
+DESCRIPTION = (
+    "Take a consistent snapshot of the app database (DATABASE_PATH), check its integrity and "
+    "upload it once to S3_BUCKET_BACKUPS as backup-YYYY-MM-DD-HH-MM.db, then verify it."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reason",
+        choices=REASONS,
+        default="scheduled",
+        help="why this backup is taken, recorded on the object (default: scheduled)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="snapshot and check, show what would be uploaded, upload nothing",
+    )
+
+
+def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
+    settings = ctx.settings
+    began = time.monotonic()
+    taken_at = utcnow()
+    bucket = settings.s3_bucket_backups
+    key = backup_key(taken_at, settings.backup_prefix)
+    where = {"bucket": bucket, "key": key}
+    s3 = ctx.clients("s3")
+    if not args.dry_run and head_backup(s3, bucket, key) is not None:
+        return TaskResult(
+            TASK, Status.SKIPPED, f"{key} already exists: backup of this minute done", where
+        )
+
+    snapshot: Path | None = None
+    try:
+        snapshot = snapshot_database(
+            settings.database_path, settings.scratch_dir, settings.sqlite_busy_timeout_ms
+        )
+        ctx.log.info("snapshot taken", bytes=snapshot.stat().st_size, **where)
+        ctx.check_stop()
+        part_size = part_size_for(snapshot.stat().st_size, settings.backup_part_size_mb << 20)
+        facts, digests = examine(snapshot, part_size, settings.sqlite_busy_timeout_ms)
+        if facts.integrity_errors:
+            raise TaskError(
+                f"integrity check of the snapshot of {settings.database_path} failed, "
+                f"nothing uploaded: {integrity_summary(facts.integrity_errors)}"
+            )
+        metadata = _metadata(facts, digests, args.reason, taken_at.isoformat(timespec="seconds"))
+        encoded = metadata.to_s3()
+        details: dict[str, Any] = {**where, "bytes": digests.size, "sha256": digests.sha256}
+        if args.dry_run:
+            return TaskResult(
+                TASK,
+                Status.OK,
+                f"dry run: would upload {key} ({digests.size} bytes) to s3://{bucket}",
+                details,
+                output=_plan(bucket, key, digests, encoded),
+            )
+        ctx.check_stop()
+        try:
+            upload_once(
+                s3,
+                bucket,
+                key,
+                snapshot,
+                digests,
+                encoded,
+                concurrency=settings.backup_upload_concurrency,
+                check_stop=ctx.check_stop,
+            )
+        except ObjectExists:
+            return TaskResult(
+                TASK, Status.SKIPPED, f"{key} already exists: backup of this minute done", where
+            )
+        details["checksum_sha256"] = verify_uploaded(s3, bucket, key, digests)
+    finally:
+        remove_quietly(snapshot)
+
+    duration = time.monotonic() - began
+    details["duration_s"] = round(duration, 3)
+    _publish(ctx, digests.size, duration)
+    return TaskResult(
+        TASK,
+        Status.OK,
+        f"uploaded {key} ({digests.size} bytes, {digests.part_count} parts) to s3://{bucket}",
+        details,
+    )
+
+
+def _metadata(
+    facts: DatabaseFacts, digests: FileDigests, reason: str, taken_at: str
+) -> BackupMetadata:
+    return BackupMetadata(
+        sha256=digests.sha256,
+        size=digests.size,
+        page_count=facts.page_count,
+        page_size=facts.page_size,
+        sqlite_version=facts.sqlite_version,
+        user_version=facts.user_version,
+        alembic_revision=facts.alembic_revision,
+        row_counts=facts.row_counts,
+        reason=reason,
+        host=socket.gethostname()[:64],
+        taken_at=taken_at,
+    )
+
+
+def verify_uploaded(s3: Any, bucket: str, key: str, digests: FileDigests) -> str | None:
+    """HEAD the new object: size, our sha256, S3's own composite SHA-256 and encryption."""
+    head = head_backup(s3, bucket, key)
+    if head is None:
+        raise TaskError(f"verify {key}: object not found after upload")
+    problems = []
+    if head.get("ContentLength") != digests.size:
+        problems.append(f"size {head.get('ContentLength')} != {digests.size}")
+    if head.get("Metadata", {}).get("sha256") != digests.sha256:
+        problems.append("sha256 metadata differs")
+    remote = head.get("ChecksumSHA256")
+    if remote is not None and not same_composite(remote, digests.composite_checksum()):
+        problems.append(f"S3 checksum {remote} != {digests.composite_checksum()}")
+    if head.get("ServerSideEncryption") != "AES256":
+        problems.append(f"encryption {head.get('ServerSideEncryption')} != AES256")
+    if problems:
+        raise TaskError(f"verify {key}: {'; '.join(problems)}")
+    return remote  # type: ignore[no-any-return]
+
+
+def same_composite(remote: str, ours: str) -> bool:
+    """S3 writes a multipart SHA-256 as 'digest-N'; some endpoints (moto) leave out '-N'."""
+    remote_digest, _, remote_parts = remote.partition("-")
+    our_digest, _, our_parts = ours.partition("-")
+    return remote_digest == our_digest and remote_parts in ("", our_parts)
+
+
+def _plan(bucket: str, key: str, digests: FileDigests, metadata: dict[str, str]) -> str:
+    lines = [
+        f"would upload s3://{bucket}/{key}",
+        f"  bytes        {digests.size} in {digests.part_count} part(s) of {digests.part_size}",
+        "  encryption   AES256, SHA-256 checksum per part, written once (If-None-Match: *)",
+        *(f"  {name:<16} {value}" for name, value in metadata.items()),
+    ]
+    return "\n".join(lines)
+
+
+def _publish(ctx: TaskContext, size: int, duration: float) -> None:
+    try:
+        ctx.metrics.publish(
+            [Datum("BackupSizeBytes", size), Datum("BackupDurationSeconds", duration)]
+        )
+    except Exception as exc:
+        ctx.log.warning("backup metrics not published", error=str(exc))

@@ -1,0 +1,128 @@
+"""A consistent snapshot of the app database, and the facts a backup's metadata records."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opsd.database import (
+    DatabaseError,
+    alembic_revision,
+    connect,
+    integrity_errors,
+    table_row_counts,
+)
+from opsd.results import TaskError
+from tasks.checksums import FileDigests, file_digests
+
+
+@dataclass(frozen=True)
+class DatabaseFacts:
+    """What a database file says about itself; compared against a backup's metadata."""
+
+    page_count: int
+    page_size: int
+    sqlite_version: str
+    user_version: int
+    alembic_revision: str | None
+    row_counts: dict[str, int] = field(default_factory=dict)
+    integrity_errors: tuple[str, ...] = ()
+
+
+def integrity_summary(errors: tuple[str, ...] | list[str], shown: int = 2) -> str:
+    """integrity_check's report on one line: the first problems and how many there were."""
+    lines = [
+        line.strip()
+        for error in errors
+        for line in error.splitlines()
+        if line.strip() and not line.startswith("*** in database")
+    ]
+    more = f" (+{len(lines) - shown} more)" if len(lines) > shown else ""
+    return "; ".join(lines[:shown]) + more
+
+
+def scratch_file(directory: Path | None, prefix: str, suffix: str = ".db") -> Path:
+    """A new empty file for temporary work (SCRATCH_DIR, else the system temp dir)."""
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
+    os.close(descriptor)
+    return Path(name)
+
+
+def remove_quietly(path: Path | None) -> None:
+    """Remove a temporary file (and a journal SQLite may have left beside it)."""
+    if path is None:
+        return
+    for leftover in (path, path.with_name(path.name + "-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+
+
+def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: int) -> Path:
+    """Copy `source` with SQLite's online backup API into a new temporary file.
+
+    The copy is one step, so it is consistent: writers wait (busy timeout) while it runs.
+    The caller owns the returned file and must remove it.
+    """
+    try:
+        src = connect(source, readonly=True, busy_timeout_ms=busy_timeout_ms)
+    except DatabaseError as exc:
+        raise TaskError(f"snapshot {exc}") from None
+    target: Path | None = None
+    try:
+        target = scratch_file(scratch_dir, "backup-")
+        dest = sqlite3.connect(target, isolation_level=None)
+        try:
+            src.backup(dest)
+        finally:
+            dest.close()
+    except sqlite3.Error as exc:
+        remove_quietly(target)
+        raise TaskError(f"snapshot {source}: {exc}") from None
+    except OSError as exc:
+        remove_quietly(target)
+        raise TaskError(f"snapshot {source} into {scratch_dir or 'temp dir'}: {exc}") from None
+    except BaseException:
+        remove_quietly(target)
+        raise
+    finally:
+        src.close()
+    return target
+
+
+def read_database_facts(path: Path, busy_timeout_ms: int = 30_000) -> DatabaseFacts:
+    """Integrity check, page layout, schema version and row counts, opened read-only."""
+    try:
+        conn = connect(path, readonly=True, busy_timeout_ms=busy_timeout_ms)
+    except DatabaseError as exc:
+        return DatabaseFacts(0, 0, sqlite3.sqlite_version, 0, None, {}, (str(exc),))
+    try:
+        errors = integrity_errors(conn)
+        if errors:
+            return DatabaseFacts(0, 0, sqlite3.sqlite_version, 0, None, {}, tuple(errors))
+        return DatabaseFacts(
+            page_count=conn.execute("PRAGMA page_count").fetchone()[0],
+            page_size=conn.execute("PRAGMA page_size").fetchone()[0],
+            sqlite_version=sqlite3.sqlite_version,
+            user_version=conn.execute("PRAGMA user_version").fetchone()[0],
+            alembic_revision=alembic_revision(conn),
+            row_counts=table_row_counts(conn),
+        )
+    except sqlite3.DatabaseError as exc:
+        return DatabaseFacts(0, 0, sqlite3.sqlite_version, 0, None, {}, (str(exc),))
+    finally:
+        conn.close()
+
+
+def examine(path: Path, part_size: int, busy_timeout_ms: int) -> tuple[DatabaseFacts, FileDigests]:
+    """Facts and digests of a file, side by side: SQLite and hashlib both release the GIL."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
+        digests = pool.submit(file_digests, path, part_size)
+        facts = read_database_facts(path, busy_timeout_ms)
+        return facts, digests.result()

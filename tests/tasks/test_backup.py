@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import EndpointConnectionError
+
+from opsd.results import Status
+from opsd.settings import Settings
+from tasks import backup as backup_task
+from tests.tasks.backup_helpers import (
+    add_bulk,
+    bucket_keys,
+    corrupt_middle_page,
+    run_task,
+    scratch_files,
+)
+from tests.tasks.s3_faults import error_response, on_operation
+
+
+@pytest.fixture
+def s3(make_ctx: Any) -> Any:
+    return make_ctx("backup").clients("s3")
+
+
+def _one_line(message: str) -> bool:
+    return bool(message) and "\n" not in message
+
+
+def test_backup_uploads_a_verified_encrypted_object_with_metadata(
+    make_ctx: Any, app_db: Path, settings: Settings
+) -> None:
+    ctx = make_ctx("backup")
+    result = run_task(ctx, reason="manual")
+
+    assert result.status is Status.OK, result.message
+    s3 = ctx.clients("s3")
+    key = result.details["key"]
+    assert key.startswith("backup-") and key.endswith(".db")
+    head = s3.head_object(Bucket=settings.s3_bucket_backups, Key=key)
+    body = s3.get_object(Bucket=settings.s3_bucket_backups, Key=key)["Body"].read()
+    meta = head["Metadata"]
+    assert head["ServerSideEncryption"] == "AES256"
+    assert meta["sha256"] == hashlib.sha256(body).hexdigest() == result.details["sha256"]
+    assert int(meta["size"]) == len(body)
+    assert json.loads(meta["row-counts"]) == {
+        "alembic_version": 1,
+        "analyses": 200,
+        "drawings": 200,
+    }
+    assert meta["alembic-revision"] == "0001_initial"
+    assert meta["user-version"] == "1"
+    assert meta["reason"] == "manual"
+    assert int(meta["page-count"]) * int(meta["page-size"]) == len(body)
+    assert body[:16] == b"SQLite format 3\x00"
+    assert scratch_files(settings.scratch_dir) == []
+
+
+def test_backup_publishes_size_and_duration(make_ctx: Any, app_db: Path) -> None:
+    ctx = make_ctx("backup")
+    assert run_task(ctx).status is Status.OK
+    names = {m["MetricName"] for m in ctx.clients("cloudwatch").list_metrics()["Metrics"]}
+    assert {"BackupSizeBytes", "BackupDurationSeconds"} <= names
+
+
+def test_multipart_backup_carries_the_composite_sha256(
+    make_ctx: Any, app_db: Path, settings: Settings
+) -> None:
+    add_bulk(app_db, 12)
+    settings.backup_part_size_mb = 5
+    ctx = make_ctx("backup")
+    result = run_task(ctx)
+    assert result.status is Status.OK, result.message
+    assert "4 parts" in result.message
+    key = result.details["key"]
+    s3 = ctx.clients("s3")
+    data = s3.get_object(Bucket=settings.s3_bucket_backups, Key=key)["Body"].read()
+    parts = [hashlib.sha256(data[i : i + (5 << 20)]).digest() for i in range(0, len(data), 5 << 20)]
+    composite = base64.b64encode(hashlib.sha256(b"".join(parts)).digest()).decode()
+    assert result.details["checksum_sha256"].partition("-")[0] == composite
+
+
+def test_dry_run_shows_the_plan_and_uploads_nothing(
+    make_ctx: Any, app_db: Path, settings: Settings, s3: Any
+) -> None:
+    result = run_task(make_ctx("backup"), dry_run=True)
+    assert result.status is Status.OK
+    assert "would upload s3://" in (result.output or "")
+    assert "row-counts" in (result.output or "")
+    assert bucket_keys(s3, settings.s3_bucket_backups) == []
+    assert scratch_files(settings.scratch_dir) == []
+
+
+def test_second_backup_in_the_same_minute_is_skipped(
+    make_ctx: Any, app_db: Path, settings: Settings, s3: Any
+) -> None:
+    first = run_task(make_ctx("backup"))
+    second = run_task(make_ctx("backup"))
+    assert first.status is Status.OK
+    if second.details["key"] != first.details["key"]:
+        pytest.skip("the minute turned between the two runs")
+    assert second.status is Status.SKIPPED and second.exit_code == 0
+    assert "already exists" in second.message
+    assert bucket_keys(s3, settings.s3_bucket_backups) == [first.details["key"]]
+
+
+def test_backup_losing_the_race_at_completion_is_skipped_and_aborted(
+    make_ctx: Any, app_db: Path, settings: Settings, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = run_task(make_ctx("backup"))
+    # A concurrent delivery that looked before the first one finished: HEAD saw nothing.
+    monkeypatch.setattr(backup_task, "head_backup", lambda *_: None)
+    second = run_task(make_ctx("backup"))
+    if second.details.get("key", first.details["key"]) != first.details["key"]:
+        pytest.skip("the minute turned between the two runs")
+    assert second.status is Status.SKIPPED, second.message
+    assert bucket_keys(s3, settings.s3_bucket_backups) == [first.details["key"]]
+    assert s3.list_multipart_uploads(Bucket=settings.s3_bucket_backups).get("Uploads", []) == []
+
+
+def test_missing_database_fails_with_one_line(make_ctx: Any, settings: Settings, s3: Any) -> None:
+    result = run_task(make_ctx("backup"))
+    assert result.status is Status.FAILED and result.exit_code == 1
+    assert _one_line(result.message) and "database file not found" in result.message
+    assert bucket_keys(s3, settings.s3_bucket_backups) == []
+
+
+def test_file_that_is_not_sqlite_fails(make_ctx: Any, settings: Settings, s3: Any) -> None:
+    settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.database_path.write_text("id,name\n1,not a database\n")
+    result = run_task(make_ctx("backup"))
+    assert result.exit_code == 1
+    assert _one_line(result.message) and "not an SQLite database" in result.message
+    assert bucket_keys(s3, settings.s3_bucket_backups) == []
+
+
+def test_corrupted_database_uploads_nothing(
+    make_ctx: Any, app_db: Path, settings: Settings, s3: Any
+) -> None:
+    corrupt_middle_page(app_db)
+    result = run_task(make_ctx("backup"))
+    assert result.exit_code == 1
+    assert _one_line(result.message) and "integrity check" in result.message
+    assert "nothing uploaded" in result.message
+    assert bucket_keys(s3, settings.s3_bucket_backups) == []
+    assert scratch_files(settings.scratch_dir) == []
+
+
+def test_missing_bucket_fails_naming_it(
+    make_ctx: Any, app_db: Path, settings: Settings, s3: Any
+) -> None:
+    s3.delete_bucket(Bucket=settings.s3_bucket_backups)
+    result = run_task(make_ctx("backup"))
+    assert result.exit_code == 1
+    assert _one_line(result.message) and "NoSuchBucket" in result.message
+    assert scratch_files(settings.scratch_dir) == []
+
+
+def test_access_denied_fails_and_leaves_nothing(
+    make_ctx: Any, app_db: Path, settings: Settings, s3: Any
+) -> None:
+    on_operation(s3, "UploadPart", lambda n: error_response(403, "AccessDenied", "Access Denied"))
+    result = run_task(make_ctx("backup"))
+    assert result.exit_code == 1
+    assert _one_line(result.message)
+    assert "part 1/1: AccessDenied (Access Denied)" in result.message
+    assert bucket_keys(s3, settings.s3_bucket_backups) == []
+    assert s3.list_multipart_uploads(Bucket=settings.s3_bucket_backups).get("Uploads", []) == []
+
+
+def test_throttling_is_retried_until_the_upload_succeeds(
+    make_ctx: Any, app_db: Path, settings: Settings, s3: Any
+) -> None:
+    calls = on_operation(
+        s3,
+        "UploadPart",
+        lambda n: (
+            error_response(503, "SlowDown", "Please reduce your request rate") if n <= 2 else None
+        ),
+    )
+    result = run_task(make_ctx("backup"))
+    assert result.status is Status.OK, result.message
+    assert len(calls) == 3
+    assert bucket_keys(s3, settings.s3_bucket_backups) == [result.details["key"]]
+
+
+def test_connection_dropped_mid_upload_aborts_the_multipart_upload(
+    make_ctx: Any, app_db: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("opsd.aws.RETRIES", {"mode": "standard", "max_attempts": 2})
+    add_bulk(app_db, 12)
+    ctx = make_ctx("backup")
+    s3 = ctx.clients("s3")
+    uploaded: list[int] = []
+
+    def drop_third_part(n: int) -> None:
+        if n >= 3:
+            raise EndpointConnectionError(endpoint_url="https://s3.test/")
+        uploaded.append(n)
+
+    settings.backup_upload_concurrency = 1
+    settings.backup_part_size_mb = 5
+    on_operation(s3, "UploadPart", drop_third_part)
+    result = run_task(ctx)
+    assert result.exit_code == 1
+    assert _one_line(result.message) and "part 3/4: EndpointConnectionError" in result.message
+    assert uploaded == [1, 2]
+    assert bucket_keys(s3, settings.s3_bucket_backups) == []
+    assert s3.list_multipart_uploads(Bucket=settings.s3_bucket_backups).get("Uploads", []) == []
+    assert scratch_files(settings.scratch_dir) == []
+
+
+def test_backup_under_a_prefix(make_ctx: Any, app_db: Path, settings: Settings, s3: Any) -> None:
+    settings.backup_prefix = "app-db"
+    result = run_task(make_ctx("backup"))
+    assert result.status is Status.OK
+    assert bucket_keys(s3, settings.s3_bucket_backups) == [result.details["key"]]
+    assert result.details["key"].startswith("app-db/backup-")
