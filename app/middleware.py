@@ -1,0 +1,116 @@
+"""ASGI middleware: request body limits (whatever Content-Length says), security headers, and
+the re-signed admin session cookie."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+UPLOAD_PATH = "/api/v1/drawings"
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+SMALL_BODY_BYTES = 64 * 1024
+STATE_SET_COOKIE = "set_cookie_headers"
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+]
+# /docs loads Swagger UI from a CDN; every other page uses only this origin.
+PAGE_CSP = (
+    b"default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body too large: the limit is {_describe(limit)}")
+
+
+def _describe(limit: int) -> str:
+    return f"{limit / (1024 * 1024):.0f} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+
+
+class BodyLimitMiddleware:
+    """Refuses a body above its limit: at once when Content-Length announces it, otherwise as
+    soon as the bytes read pass it (a lying or absent Content-Length changes nothing)."""
+
+    def __init__(self, app: ASGIApp, upload_limit: Callable[[], int]) -> None:
+        self.app = app
+        self.upload_limit = upload_limit
+
+    def limit_for(self, scope: Scope) -> int:
+        if scope["path"] == UPLOAD_PATH:
+            return self.upload_limit() + MULTIPART_OVERHEAD_BYTES
+        return SMALL_BODY_BYTES
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _send_json(send, 413, BodyTooLarge(limit).detail)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class ResponseHeadersMiddleware:
+    """Adds the security headers, and any Set-Cookie a dependency left in the request state."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                extra = list(SECURITY_HEADERS)
+                if not scope["path"].startswith(("/docs", "/redoc")):
+                    extra.append((b"content-security-policy", PAGE_CSP))
+                headers += [(n, v) for n, v in extra if n not in present]
+                state: dict[str, Any] = scope.get("state") or {}
+                for cookie in state.get(STATE_SET_COOKIE, []):
+                    headers.append((b"set-cookie", cookie.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _send_json(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

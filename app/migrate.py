@@ -1,0 +1,130 @@
+"""Apply pending Alembic migrations, after a `pre-migration` backup (DESIGN §4, §8).
+
+The backup is taken by running the backup task as a command: the app never imports `tasks`.
+No backup is taken on a fresh install (no database yet) or when nothing is pending; when the
+backup fails, nothing is migrated.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect
+
+from app.database import make_engine
+from app.settings import AppSettings
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+BACKUP_COMMAND: tuple[str, ...] = (
+    sys.executable,
+    "-m",
+    "tasks",
+    "backup",
+    "--reason",
+    "pre-migration",
+)
+BACKUP_TIMEOUT_S = 30 * 60
+
+log = structlog.get_logger()
+
+
+class MigrationError(Exception):
+    """The migration did not run; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class MigrationOutcome:
+    applied: list[str]
+    backed_up: bool
+    fresh_install: bool
+
+    def describe(self) -> str:
+        if not self.applied:
+            return "database schema is up to date"
+        backup = " after a pre-migration backup" if self.backed_up else " (fresh install)"
+        return f"applied {len(self.applied)} migration(s): {', '.join(self.applied)}{backup}"
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships migrations
+        raise MigrationError("no migrations found in the app package")
+    return head
+
+
+def pending_revisions(engine: Engine) -> list[str]:
+    """Revisions between the database's current one and the head, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config())
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    upgrades = script.iterate_revisions(script.get_current_head(), current)
+    return [revision.revision for revision in reversed(list(upgrades))]
+
+
+def _is_fresh(path: Path, engine: Engine) -> bool:
+    if not path.exists() or path.stat().st_size == 0:
+        return True
+    return not inspect(engine).get_table_names()
+
+
+def run_backup(backup_command: Sequence[str]) -> None:
+    """Run the backup command; MigrationError with its last error line when it fails."""
+    log.info("pre-migration backup", command=" ".join(backup_command))
+    try:
+        done = subprocess.run(
+            list(backup_command),
+            capture_output=True,
+            text=True,
+            timeout=BACKUP_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise MigrationError(f"pre-migration backup could not run: {exc}") from None
+    if done.returncode != 0:
+        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        reason = lines[-1].strip() if lines else "no output"
+        raise MigrationError(
+            f"pre-migration backup failed (exit {done.returncode}): {reason}; nothing migrated"
+        )
+
+
+def migrate(
+    settings: AppSettings, backup_command: Sequence[str] | None = BACKUP_COMMAND
+) -> MigrationOutcome:
+    """Bring the app database to the newest schema; `backup_command=None` skips the backup
+    (only for callers that took one themselves)."""
+    path = settings.database_path
+    existed = path.exists()
+    engine = make_engine(path, settings.sqlite_busy_timeout_ms)
+    try:
+        fresh = not existed or _is_fresh(path, engine)
+        pending = pending_revisions(engine)
+        if not pending:
+            return MigrationOutcome(applied=[], backed_up=False, fresh_install=fresh)
+        backed_up = False
+        if not fresh and backup_command is not None:
+            run_backup(backup_command)
+            backed_up = True
+        config = alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+        log.info("database migrated", revisions=pending, backed_up=backed_up)
+        return MigrationOutcome(applied=pending, backed_up=backed_up, fresh_install=fresh)
+    finally:
+        engine.dispose()

@@ -1,0 +1,141 @@
+"""Reading and writing drawings and analyses in the app database."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, func, select
+
+from app.database import utc_now
+from app.tables import analyses, drawings
+
+
+@dataclass(frozen=True)
+class NewDrawing:
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    age_years: int
+    subject: str | None
+    storage_key: str
+
+
+@dataclass(frozen=True)
+class NewAnalysis:
+    model_version: str
+    age_group: str
+    anomaly_score: float
+    threshold: float
+    is_anomaly: bool
+    normalised_score: float
+    processing_time_ms: float
+
+
+def record_analysis(engine: Engine, drawing: NewDrawing, analysis: NewAnalysis) -> int:
+    """Write the drawing and its analysis in one transaction; the analysis id."""
+    now = utc_now()
+    with engine.begin() as conn:
+        drawing_id = conn.execute(
+            drawings.insert().values(**asdict(drawing), created_at=now)
+        ).inserted_primary_key[0]
+        return int(
+            conn.execute(
+                analyses.insert().values(**asdict(analysis), drawing_id=drawing_id, created_at=now)
+            ).inserted_primary_key[0]
+        )
+
+
+_PUBLIC_COLUMNS = (
+    analyses.c.id,
+    analyses.c.drawing_id,
+    analyses.c.created_at,
+    analyses.c.model_version,
+    analyses.c.age_group,
+    analyses.c.anomaly_score,
+    analyses.c.threshold,
+    analyses.c.is_anomaly,
+    analyses.c.normalised_score,
+    analyses.c.processing_time_ms,
+    drawings.c.age_years,
+    drawings.c.subject,
+)
+
+
+def analysis_by_id(engine: Engine, analysis_id: int) -> dict[str, Any] | None:
+    query = (
+        select(*_PUBLIC_COLUMNS)
+        .join(drawings, drawings.c.id == analyses.c.drawing_id)
+        .where(analyses.c.id == analysis_id)
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query).mappings().first()
+    return _public(row) if row else None
+
+
+def recent_analyses(engine: Engine, limit: int) -> list[dict[str, Any]]:
+    query = (
+        select(*_PUBLIC_COLUMNS, drawings.c.filename)
+        .join(drawings, drawings.c.id == analyses.c.drawing_id)
+        .order_by(analyses.c.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [_public(row) for row in conn.execute(query).mappings()]
+
+
+def _public(row: Any) -> dict[str, Any]:
+    record = dict(row)
+    record["is_anomaly"] = bool(record["is_anomaly"])
+    return record
+
+
+@dataclass(frozen=True)
+class AnalysisStats:
+    total: int
+    anomalies: int
+    last_24h: int
+    by_age_group: dict[str, int]
+    processing_ms_p50: float | None
+    processing_ms_p95: float | None
+    processing_ms_p99: float | None
+    percentile_sample: int
+
+    @property
+    def anomaly_rate(self) -> float | None:
+        return self.anomalies / self.total if self.total else None
+
+
+def analysis_stats(engine: Engine, since_24h: str, sample: int = 5000) -> AnalysisStats:
+    """Counts over every analysis; processing-time percentiles over the newest `sample`."""
+    with engine.connect() as conn:
+        total, anomalies = conn.execute(
+            select(func.count(), func.coalesce(func.sum(analyses.c.is_anomaly), 0))
+        ).one()
+        last_24h = conn.execute(
+            select(func.count()).where(analyses.c.created_at >= since_24h)
+        ).scalar_one()
+        groups = dict(
+            conn.execute(
+                select(analyses.c.age_group, func.count()).group_by(analyses.c.age_group)
+            ).all()
+        )
+        times = conn.execute(
+            select(analyses.c.processing_time_ms).order_by(analyses.c.id.desc()).limit(sample)
+        ).scalars()
+        values = np.fromiter(times, dtype=np.float64)
+    p50 = p95 = p99 = None
+    if values.size:
+        p50, p95, p99 = (float(v) for v in np.percentile(values, [50, 95, 99]))
+    return AnalysisStats(
+        total=int(total),
+        anomalies=int(anomalies),
+        last_24h=int(last_24h),
+        by_age_group={str(k): int(v) for k, v in sorted(groups.items())},
+        processing_ms_p50=p50,
+        processing_ms_p95=p95,
+        processing_ms_p99=p99,
+        percentile_sample=int(values.size),
+    )
