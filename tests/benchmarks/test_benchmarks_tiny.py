@@ -1,0 +1,34 @@
+"""The benchmarks never rot: the tiny run CI does must finish and print its ratios."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.contenders import ours_available
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_tiny_run_exits_zero_and_prints_ratios_to_the_floor(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--tiny", "--no-record", "--work-dir", str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"upload as is \(aws s3 cp\): floor .* 1\.00×", done.stdout)
+    assert re.search(r"one streaming GET \+ integrity_check: floor .* 1\.00×", done.stdout)
+    if ours_available():
+        ours_rows = [line for line in done.stdout.splitlines() if re.match(r"\S+\s+ours\s", line)]
+        assert len(ours_rows) == 2, done.stdout
+        assert all(re.search(r"\d+\.\d\d×", row) for row in ours_rows)
+        assert "during our backup" in done.stdout

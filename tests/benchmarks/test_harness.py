@@ -1,0 +1,69 @@
+"""The measuring helpers the benchmarks rely on."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.app_database import format_size, generate_app_database, parse_size
+from benchmarks.harness import BenchmarkError, percentile, run_measured
+from opsd.database import connect, integrity_errors, table_row_counts
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+
+    assert percentile(values, 0.50) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([3.0], 0.99) == 3.0
+
+
+def test_sizes_parse_in_decimal_and_binary_units() -> None:
+    assert parse_size("100MB") == 100_000_000
+    assert parse_size("1GB") == 1_000_000_000
+    assert parse_size("4MiB") == 4 * 1024 * 1024
+    assert format_size(parse_size("1GB")) == "1GB"
+
+
+def test_a_size_without_a_number_is_refused_with_the_text() -> None:
+    with pytest.raises(ValueError, match="'lots'"):
+        parse_size("lots")
+
+
+def test_measured_run_reports_the_childs_memory_not_the_harness(tmp_path: Path) -> None:
+    ballast = b"x" * (300 * 1024 * 1024)  # the harness grows; its child must not inherit it
+    small = run_measured([sys.executable, "-c", "pass"], log_path=tmp_path / "small.log")
+    large = run_measured(
+        [sys.executable, "-c", "b = b'x' * (200 * 1024 * 1024)"],
+        log_path=tmp_path / "large.log",
+    )
+    del ballast
+
+    assert small.peak_rss_bytes < 60 * 1024 * 1024
+    assert large.peak_rss_bytes > 200 * 1024 * 1024
+    assert small.wall_s > 0
+
+
+def test_a_failing_command_raises_with_its_output(tmp_path: Path) -> None:
+    with pytest.raises(BenchmarkError, match="exited 3: boom"):
+        run_measured(
+            [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"],
+            log_path=tmp_path / "fail.log",
+        )
+
+
+def test_generated_database_reaches_its_size_in_rollback_journal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    generate_app_database(path, 2_000_000)
+
+    assert path.stat().st_size >= 2_000_000
+    conn = connect(path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+        assert integrity_errors(conn) == []
+        counts = table_row_counts(conn)
+        assert counts["drawings"] == counts["analyses"] > 1_000
+    finally:
+        conn.close()
