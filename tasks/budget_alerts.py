@@ -1,0 +1,162 @@
+"""Budget threshold alerts: one SNS message per threshold per budget period, never repeated.
+
+A run claims a threshold with an INSERT into a table with a UNIQUE key in the ops state
+database before it publishes, so two runs started at the same moment still send one message;
+a failed publish releases the claim. A claim that was never confirmed (the run died between
+claiming and publishing) is taken over after `STALE_CLAIM`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+STALE_CLAIM = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    key: str
+    measure: str  # "actual" or "forecast"
+    percent: float
+
+    def crossed(self, actual_pct: float, forecast_pct: float | None) -> bool:
+        value = actual_pct if self.measure == "actual" else forecast_pct
+        return value is not None and value >= self.percent
+
+    def describe(self) -> str:
+        return f"{self.measure} spend reached {self.percent:g}% of the limit"
+
+
+THRESHOLDS = (
+    Threshold("actual-80", "actual", 80.0),
+    Threshold("actual-100", "actual", 100.0),
+    Threshold("forecast-100", "forecast", 100.0),
+)
+
+
+@dataclass(frozen=True)
+class Spend:
+    budget: str
+    environment: str
+    limit: float
+    actual: float
+    forecast: float | None
+
+    @property
+    def actual_pct(self) -> float:
+        return 100.0 * self.actual / self.limit
+
+    @property
+    def forecast_pct(self) -> float | None:
+        return None if self.forecast is None else 100.0 * self.forecast / self.limit
+
+
+def ensure_alert_table(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """
+        CREATE TABLE IF NOT EXISTS budget_alerts (
+            budget TEXT NOT NULL,
+            period TEXT NOT NULL,
+            threshold TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            claimed_at TEXT NOT NULL,
+            message_id TEXT,
+            UNIQUE (budget, period, threshold)
+        )
+        """
+    )
+
+
+def claim(
+    conn: sqlite3.Connection, budget: str, period: str, threshold: str, run_id: str, now: datetime
+) -> bool:
+    """True when this run may send the alert; False when another run has sent or is sending it."""
+    inserted = conn.execute(
+        "INSERT OR IGNORE INTO budget_alerts (budget, period, threshold, run_id, claimed_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (budget, period, threshold, run_id, now.isoformat()),
+    )
+    if inserted.rowcount == 1:
+        return True
+    taken_over = conn.execute(
+        "UPDATE budget_alerts SET run_id = ?, claimed_at = ? "
+        "WHERE budget = ? AND period = ? AND threshold = ? "
+        "AND message_id IS NULL AND claimed_at < ?",
+        (run_id, now.isoformat(), budget, period, threshold, (now - STALE_CLAIM).isoformat()),
+    )
+    return taken_over.rowcount == 1
+
+
+def confirm(
+    conn: sqlite3.Connection, budget: str, period: str, threshold: str, message_id: str
+) -> None:
+    conn.execute(
+        "UPDATE budget_alerts SET message_id = ? WHERE budget = ? AND period = ? AND threshold = ?",
+        (message_id, budget, period, threshold),
+    )
+
+
+def release(
+    conn: sqlite3.Connection, budget: str, period: str, threshold: str, run_id: str
+) -> None:
+    conn.execute(
+        "DELETE FROM budget_alerts WHERE budget = ? AND period = ? AND threshold = ? "
+        "AND run_id = ? AND message_id IS NULL",
+        (budget, period, threshold, run_id),
+    )
+
+
+def sent_alerts(conn: sqlite3.Connection, budget: str, period: str) -> dict[str, str | None]:
+    rows = conn.execute(
+        "SELECT threshold, message_id FROM budget_alerts WHERE budget = ? AND period = ?",
+        (budget, period),
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def days_left(today: date) -> int:
+    """Days left in the calendar-month budget period, today included."""
+    next_month = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    return (next_month - today).days
+
+
+def _money(amount: float) -> str:
+    return f"${amount:,.2f}"
+
+
+def compose(
+    threshold: Threshold,
+    spend: Spend,
+    period: str,
+    today: date,
+    services: list[tuple[str, float]] | None,
+    services_note: str,
+) -> tuple[str, str]:
+    """(subject, body) of the alert; the subject stays under SNS's 100 characters."""
+    value = spend.actual_pct if threshold.measure == "actual" else spend.forecast_pct
+    subject = (
+        f"Budget {spend.budget}: {threshold.measure} spend {value:.0f}% of {_money(spend.limit)}"
+    )[:100]
+    lines = [
+        f"Budget {spend.budget} ({spend.environment}), period {period}.",
+        f"Threshold crossed: {threshold.describe()}.",
+        f"Actual spend: {_money(spend.actual)} ({spend.actual_pct:.1f}% of {_money(spend.limit)}).",
+    ]
+    if spend.forecast is not None:
+        lines.append(f"Forecast spend: {_money(spend.forecast)} ({spend.forecast_pct:.1f}%).")
+    left = days_left(today)
+    lines.append(f"Days left in the period: {left} (including today, {today.isoformat()}).")
+    if services:
+        lines.append(f"Top services ({services_note}):")
+        lines += [f"  {name}: {_money(amount)}" for name, amount in services[:5]]
+    else:
+        lines.append(f"Top services: not available ({services_note}).")
+    return subject, "\n".join(lines)
+
+
+def publish_alert(sns: Any, topic_arn: str, subject: str, body: str) -> str:
+    answer = sns.publish(TopicArn=topic_arn, Subject=subject, Message=body)
+    return str(answer["MessageId"])
