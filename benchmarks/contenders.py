@@ -29,8 +29,9 @@ def require_tool(name: str, hint: str) -> str:
     return found
 
 
-def ours_available() -> bool:
-    return all((REPO_ROOT / "tasks" / f"{name}.py").exists() for name in ("backup", "restore"))
+def ours_available(task: str) -> bool:
+    """Whether the tree has our task module (`backup`, `restore`) to measure."""
+    return (REPO_ROOT / "tasks" / f"{task}.py").exists()
 
 
 def ours_backup() -> list[str]:
