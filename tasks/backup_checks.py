@@ -1,0 +1,81 @@
+"""Checks of a downloaded backup file against the metadata its object carries (DESIGN §4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opsd.database import DatabaseError, connect
+from tasks.backup_objects import BackupMetadata
+from tasks.snapshot import DatabaseFacts, integrity_summary, read_database_facts
+
+# Bytes 18 and 19 of the header: 1 = rollback journal, 2 = WAL (DESIGN §2 wants 1).
+_ROLLBACK_JOURNAL = b"\x01\x01"
+
+
+def check_bytes(size: int, sha256: str, metadata: BackupMetadata) -> list[str]:
+    problems = []
+    if sha256 != metadata.sha256:
+        problems.append(f"sha256 {sha256[:12]}… differs from the recorded {metadata.sha256[:12]}…")
+    if size != metadata.size:
+        problems.append(f"size {size} does not match the recorded {metadata.size}")
+    return problems
+
+
+def check_database(path: Path, metadata: BackupMetadata | None, full: bool) -> list[str]:
+    """integrity_check always; with `full`, schema version, layout and row counts too."""
+    facts = read_database_facts(path)
+    if facts.integrity_errors:
+        return [f"integrity check failed: {integrity_summary(facts.integrity_errors)}"]
+    if not full or metadata is None:
+        return []
+    return [*_compare(facts, metadata), *_opens_like_the_app(path)]
+
+
+def _compare(facts: DatabaseFacts, metadata: BackupMetadata) -> list[str]:
+    problems = []
+    expected = {
+        "user_version": metadata.user_version,
+        "alembic revision": metadata.alembic_revision,
+        "page size": metadata.page_size,
+        "page count": metadata.page_count,
+    }
+    found = {
+        "user_version": facts.user_version,
+        "alembic revision": facts.alembic_revision,
+        "page size": facts.page_size,
+        "page count": facts.page_count,
+    }
+    for name, value in expected.items():
+        if found[name] != value:
+            problems.append(f"{name} {found[name]!r} != recorded {value!r}")
+    if facts.row_counts != metadata.row_counts:
+        differing = sorted(
+            table
+            for table in facts.row_counts.keys() | metadata.row_counts.keys()
+            if facts.row_counts.get(table) != metadata.row_counts.get(table)
+        )
+        shown = ", ".join(
+            f"{t} {facts.row_counts.get(t)} != {metadata.row_counts.get(t)}" for t in differing[:3]
+        )
+        problems.append(f"row counts differ: {shown}")
+    return problems
+
+
+def _opens_like_the_app(path: Path) -> list[str]:
+    """The app's own opening (the shared helper), a foreign key check and the journal mode."""
+    with path.open("rb") as handle:
+        handle.seek(18)
+        if handle.read(2) != _ROLLBACK_JOURNAL:
+            return ["database is in WAL mode; the app needs rollback-journal mode on EFS"]
+    try:
+        conn = connect(path, readonly=True)
+    except DatabaseError as exc:
+        return [f"cannot open as the app does: {exc}"]
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        violations = conn.execute("PRAGMA foreign_key_check").fetchmany(3)
+    finally:
+        conn.close()
+    if violations:
+        return [f"foreign key violations, first in table {violations[0][0]}"]
+    return []

@@ -1,0 +1,98 @@
+"""One streaming GET of a backup object into a temporary file, hashed on the way."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from opsd.aws import describe_aws_error
+from opsd.results import TaskError
+from tasks.snapshot import remove_quietly
+
+CHUNK = 1 << 20
+
+
+class ProgressLine:
+    """`restoring backup-….db  312.0/1024.0 MB  30%` rewritten in place on a terminal."""
+
+    def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
+        self._label = label
+        self._total = max(total, 1)
+        self._stream = stream or sys.stderr
+        self._shown_at = 0.0
+
+    def update(self, done: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self._shown_at < 0.2:
+            return
+        self._shown_at = now
+        mb = 1 << 20
+        line = (
+            f"\r{self._label}  {done / mb:.1f}/{self._total / mb:.1f} MB  "
+            f"{100 * done // self._total:3d}%"
+        )
+        self._stream.write(line + ("\n" if final else ""))
+        self._stream.flush()
+
+
+def progress_on_terminal(label: str, total: int) -> ProgressLine | None:
+    return ProgressLine(label, total) if sys.stderr.isatty() else None
+
+
+def download_object(
+    s3: Any,
+    bucket: str,
+    key: str,
+    directory: Path,
+    *,
+    progress: ProgressLine | None = None,
+    check_stop: Callable[[], None] = lambda: None,
+) -> tuple[Path, str]:
+    """Stream `key` into a new temporary file in `directory`; return it and its sha256.
+
+    The file sits beside its final place so that the later rename is atomic. On any failure
+    (no space, read-only directory, network, SIGTERM) the temporary file is removed.
+    """
+    name = key.rsplit("/", 1)[-1]
+    temp: Path | None = None
+    digest = hashlib.sha256()
+    done = 0
+    try:
+        descriptor, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+        temp = Path(temp_name)
+        with os.fdopen(descriptor, "wb") as out:
+            response = s3.get_object(Bucket=bucket, Key=key)
+            for chunk in response["Body"].iter_chunks(CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress:
+                    progress.update(done)
+                check_stop()
+            out.flush()
+            os.fsync(out.fileno())
+        if progress:
+            progress.update(done, final=True)
+    except (BotoCoreError, ClientError) as exc:
+        remove_quietly(temp)
+        raise TaskError(describe_aws_error(f"download {key}", exc)) from exc
+    except OSError as exc:
+        remove_quietly(temp)
+        raise TaskError(
+            f"download {key} into {directory}: {exc.strerror or exc} (nothing was replaced)"
+        ) from None
+    except TaskError:
+        remove_quietly(temp)
+        raise
+    except BaseException:
+        remove_quietly(temp)
+        raise
+    return temp, digest.hexdigest()
