@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 import threading
 import time
@@ -105,7 +106,8 @@ class LoginThrottle:
             recent = self._recent(client, now)
             if len(recent) < self.max_failures:
                 return None
-            return max(1, int(recent[0] + self.window_s - now) + 1)
+            freed_at = recent[len(recent) - self.max_failures] + self.window_s
+            return max(1, math.ceil(freed_at - now))
 
     def record_failure(self, client: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now

@@ -12,19 +12,19 @@ Groups of features (in order):
 - where the ink sits: centre of mass, spread, bounding-box area;
 - a gray-level histogram;
 - edges: magnitude-weighted orientation histogram, edge density, mean magnitude;
-- texture: high-frequency energy and isolated-speckle fraction (noise);
+- texture: high-frequency energy and the roughness of the paper (noise);
 - colour: saturation, colourful fraction, hue histogram, RGB means and spreads, palette size.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 FEATURE_VERSION = 1
 WORK_SIZE = 256
 COLOUR_SIZE = 64
-GRID = 6
+GRID = 4
 ORIENTATION_BINS = 8
 GRAY_BINS = 8
 HUE_BINS = 6
@@ -33,16 +33,18 @@ INK_THRESHOLD = 0.25
 DARK_THRESHOLD = 0.75
 EDGE_THRESHOLD = 0.12
 COLOURFUL_SATURATION = 0.3
+LOG_FLOOR = 1e-4
+EDGE_SMOOTHING = 1.5  # Gaussian radius in working pixels
 
 
 def _feature_names() -> tuple[str, ...]:
     names: list[str] = [f"ink_grid_{r}_{c}" for r in range(GRID) for c in range(GRID)]
-    names += ["ink_mean", "ink_coverage", "ink_dark", "ink_std", "stroke_thickness"]
+    names += ["ink_mean", "ink_coverage_log", "ink_dark", "ink_std", "stroke_thickness"]
     names += ["ink_cx", "ink_cy", "ink_sx", "ink_sy", "ink_bbox_area"]
     names += [f"gray_hist_{i}" for i in range(GRAY_BINS)]
     names += [f"edge_orient_{i}" for i in range(ORIENTATION_BINS)]
-    names += ["edge_density", "edge_mean"]
-    names += ["highfreq_energy", "speckle_fraction", "paper_brightness"]
+    names += ["edge_density_log", "edge_mean"]
+    names += ["highfreq_energy", "paper_roughness", "paper_brightness"]
     names += ["saturation_mean", "colourful_fraction"]
     names += [f"hue_hist_{i}" for i in range(HUE_BINS)]
     names += ["red_mean", "green_mean", "blue_mean", "red_std", "green_std", "blue_std"]
@@ -54,13 +56,17 @@ FEATURE_NAMES = _feature_names()
 FEATURE_COUNT = len(FEATURE_NAMES)
 
 
+def _log_fraction(fraction: float) -> float:
+    """A fraction on a log scale mapped to 0..1 (1e-4 or less -> 0, 1 -> 1): an empty page and
+    a sparse drawing differ by orders of magnitude, not by a few hundredths."""
+    return float(np.log10(max(fraction, LOG_FLOOR)) / -np.log10(LOG_FLOOR) + 1.0)
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """Any mode to RGB; transparency is composited onto white paper."""
     if image.mode == "RGB":
         return image
-    if image.mode in ("RGBA", "LA", "PA") or (
-        image.mode == "P" and "transparency" in image.info
-    ):
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         paper.alpha_composite(rgba)
@@ -74,19 +80,25 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _downscale(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
-    """The working grayscale (WORK_SIZE², float32 0..1) and colour (COLOUR_SIZE², uint8)."""
+def _downscale(image: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The working grayscale (WORK_SIZE², float32 0..1), its smoothed copy for edge
+    orientation, and the colour image (COLOUR_SIZE², uint8)."""
     image.draft("RGB", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at reduced scale; else no-op
     rgb = _to_rgb(image)
     factor = min(rgb.width, rgb.height) // (2 * WORK_SIZE)
     if factor >= 2:
         rgb = rgb.reduce(factor)  # cheap box reduction before the filtered resize
     work = rgb.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR)
-    gray = np.asarray(work.convert("L"), dtype=np.float32) / 255.0
+    gray_image = work.convert("L")
+    gray = np.asarray(gray_image, dtype=np.float32) / 255.0
+    # Orientation from a smoothed copy: aliased (pixel-art) strokes and anti-aliased ones, or
+    # a native 256 px image and a downscaled 2048 px one, then give the same histogram.
+    smooth = np.asarray(gray_image.filter(ImageFilter.GaussianBlur(EDGE_SMOOTHING)))
+    smooth = smooth.astype(np.float32) / 255.0
     colour = np.asarray(
         work.resize((COLOUR_SIZE, COLOUR_SIZE), Image.Resampling.BOX), dtype=np.uint8
     )
-    return gray, colour
+    return gray, smooth, colour
 
 
 def _ink_features(ink: np.ndarray) -> list[float]:
@@ -94,7 +106,7 @@ def _ink_features(ink: np.ndarray) -> list[float]:
     cell = size // GRID
     trimmed = ink[: cell * GRID, : cell * GRID]
     grid = trimmed.reshape(GRID, cell, GRID, cell).mean(axis=(1, 3))
-    feats = [float(v) for v in grid.ravel()]
+    feats = [float(v) for v in np.sqrt(grid.ravel())]
 
     inked = ink > INK_THRESHOLD
     coverage = float(inked.mean())
@@ -104,7 +116,7 @@ def _ink_features(ink: np.ndarray) -> list[float]:
     thickness = float(inked.sum()) / (boundary_count + 1.0)
     feats += [
         float(ink.mean()),
-        coverage,
+        _log_fraction(coverage),
         float((ink > DARK_THRESHOLD).mean()),
         float(ink.std()),
         float(np.log1p(thickness) / np.log1p(size)),
@@ -144,24 +156,26 @@ def _edge_features(gray: np.ndarray) -> list[float]:
     hist = np.bincount(bins, weights=magnitude[strong], minlength=ORIENTATION_BINS)
     weight = float(hist.sum())
     hist = hist / weight if weight > 0 else np.full(ORIENTATION_BINS, 1.0 / ORIENTATION_BINS)
-    return [*(float(v) for v in hist), float(strong.mean()), float(magnitude.mean()) * 4.0]
+    hist = np.sqrt(hist)
+    edge_density = _log_fraction(float(strong.mean()))
+    return [*(float(v) for v in hist), edge_density, float(magnitude.mean()) * 4.0]
 
 
-def _texture_features(gray: np.ndarray) -> list[float]:
+def _texture_features(full: np.ndarray) -> list[float]:
+    # At half the working size (2x2 means), so that a native low-resolution image and a
+    # downscaled high-resolution one have the same sharpness.
+    half = full.shape[0] // 2
+    gray = full[: half * 2, : half * 2].reshape(half, 2, half, 2).mean(axis=(1, 3))
     centre = gray[1:-1, 1:-1]
     up, down = gray[:-2, 1:-1], gray[2:, 1:-1]
     left, right = gray[1:-1, :-2], gray[1:-1, 2:]
     laplacian = 4.0 * centre - up - down - left - right
     highfreq = float(np.abs(laplacian).mean())
-    # Speckle: a pixel that differs from all four neighbours in the same direction.
-    delta = 0.08
-    brighter = (centre > up + delta) & (centre > down + delta)
-    brighter &= (centre > left + delta) & (centre > right + delta)
-    darker = (centre < up - delta) & (centre < down - delta)
-    darker &= (centre < left - delta) & (centre < right - delta)
-    speckle = float((brighter | darker).mean())
+    # Roughness of the paper: the median pixel is blank paper in a drawing (flat, ~0) and
+    # noise everywhere in a noisy scan.
+    roughness = float(np.median(np.abs(laplacian)))
     paper = float(np.percentile(gray, 90))
-    return [highfreq, min(speckle * 10.0, 1.0), paper]
+    return [highfreq, roughness, paper]
 
 
 def _colour_features(colour: np.ndarray) -> list[float]:
@@ -180,7 +194,7 @@ def _colour_features(colour: np.ndarray) -> list[float]:
         np.where(top == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0),
     )  # 0..6
     hue_bins = np.minimum(hue[colourful].astype(np.int64), HUE_BINS - 1)
-    hue_hist = np.bincount(hue_bins, minlength=HUE_BINS) / float(colourful.size)
+    hue_hist = np.sqrt(np.bincount(hue_bins, minlength=HUE_BINS) / float(colourful.size))
 
     quantised = (colour // 64).astype(np.int64)
     codes = quantised[..., 0] * 16 + quantised[..., 1] * 4 + quantised[..., 2]
@@ -201,15 +215,15 @@ def _colour_features(colour: np.ndarray) -> list[float]:
 
 def extract_features(image: Image.Image) -> np.ndarray:
     """The fixed-length float32 feature vector of a drawing (deterministic)."""
-    gray, colour = _downscale(image)
+    gray, smooth, colour = _downscale(image)
     ink = 1.0 - gray
     gray_hist = np.bincount(
         np.minimum((gray * GRAY_BINS).astype(np.int64), GRAY_BINS - 1).ravel(),
         minlength=GRAY_BINS,
     ) / float(gray.size)
     feats = _ink_features(ink)
-    feats += [float(v) for v in gray_hist]
-    feats += _edge_features(gray)
+    feats += [float(v) for v in np.sqrt(gray_hist)]
+    feats += _edge_features(smooth)
     feats += _texture_features(gray)
     feats += _colour_features(colour)
     vector = np.asarray(feats, dtype=np.float32)

@@ -70,7 +70,7 @@ def style_for_age(age: int, rng: np.random.Generator) -> Style:
     return Style(
         stroke=(0.022 - 0.016 * maturity) * jitter,
         wobble=(0.012 - 0.009 * maturity) * jitter,
-        elements=int(round(1 + 5 * maturity + rng.integers(0, 2))),
+        elements=round(1 + 5 * maturity + int(rng.integers(0, 2))),
         colours=int(min(8, 1 + round(6 * maturity) + rng.integers(0, 2))),
         detail=0.1 + 0.8 * maturity,
         fill=0.05 + 0.6 * maturity,

@@ -6,6 +6,7 @@ hand's jitter and the stroke width of the child's age.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,12 +61,14 @@ class Canvas:
     def line(self, points: Sequence[Point], colour: Colour, scale: float = 1.0) -> None:
         """A hand-drawn polyline: each segment is split and jittered."""
         pixels: list[tuple[float, float]] = []
-        for start, end in zip(points[:-1], points[1:], strict=True):
+        for start, end in itertools.pairwise(points):
             steps = max(2, int(math.dist(start, end) / 0.04) + 1)
             for step in range(steps):
                 t = step / steps
                 pixels.append(
-                    self._px((start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t))
+                    self._px(
+                        (start[0] + (end[0] - start[0]) * t, start[1] + (end[1] - start[1]) * t)
+                    )
                 )
         pixels.append(self._px(points[-1]))
         width = self.width(scale)
@@ -205,8 +208,11 @@ def draw_person(canvas: Canvas, palette: Sequence[Colour], at: Point, detail: fl
         canvas.circle((head[0] - r * 0.4, head[1] - r * 0.2), r * 0.1, dark, dark)
         canvas.circle((head[0] + r * 0.4, head[1] - r * 0.2), r * 0.1, dark, dark)
         canvas.line(
-            [(head[0] - r * 0.4, head[1] + r * 0.3), (head[0], head[1] + r * 0.5),
-             (head[0] + r * 0.4, head[1] + r * 0.3)],
+            [
+                (head[0] - r * 0.4, head[1] + r * 0.3),
+                (head[0], head[1] + r * 0.5),
+                (head[0] + r * 0.4, head[1] + r * 0.3),
+            ],
             dark,
             0.5,
         )
@@ -219,19 +225,28 @@ def draw_tree(canvas: Canvas, palette: Sequence[Colour], at: Point, detail: floa
     top = (at[0], at[1] - height * 0.1)
     width = height * 0.12
     canvas.polygon(
-        [(base[0] - width, base[1]), (top[0] - width, top[1]), (top[0] + width, top[1]),
-         (base[0] + width, base[1])],
+        [
+            (base[0] - width, base[1]),
+            (top[0] - width, top[1]),
+            (top[0] + width, top[1]),
+            (base[0] + width, base[1]),
+        ],
         trunk,
         trunk if canvas.rng.random() < fill else None,
     )
     leaves = (50, 160, 60) if canvas.rng.random() < detail else _colour(palette, canvas)
-    canvas.circle((at[0], at[1] - height * 0.35), height * 0.35, leaves,
-                  _fill_colour([leaves], canvas, fill))
+    canvas.circle(
+        (at[0], at[1] - height * 0.35), height * 0.35, leaves, _fill_colour([leaves], canvas, fill)
+    )
     if canvas.rng.random() < detail * 0.5:  # apples
         for _ in range(int(canvas.rng.integers(2, 6))):
             dx, dy = canvas.rng.uniform(-0.2, 0.2, size=2) * height
-            canvas.circle((at[0] + dx, at[1] - height * 0.35 + dy), height * 0.04,
-                          (220, 40, 40), (220, 40, 40))
+            canvas.circle(
+                (at[0] + dx, at[1] - height * 0.35 + dy),
+                height * 0.04,
+                (220, 40, 40),
+                (220, 40, 40),
+            )
 
 
 def draw_flower(canvas: Canvas, palette: Sequence[Colour], at: Point, detail: float, fill: float):
@@ -251,8 +266,12 @@ def draw_cloud(canvas: Canvas, palette: Sequence[Colour], at: Point, detail: flo
     size = canvas.rng.uniform(0.03, 0.05)
     y = min(at[1], 0.25)
     for i in range(int(canvas.rng.integers(3, 5))):
-        canvas.circle((at[0] + (i - 1.5) * size * 1.2, y + canvas.rng.uniform(-0.3, 0.3) * size),
-                      size, colour, None)
+        canvas.circle(
+            (at[0] + (i - 1.5) * size * 1.2, y + canvas.rng.uniform(-0.3, 0.3) * size),
+            size,
+            colour,
+            None,
+        )
 
 
 def draw_scribble(
