@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opsd.results import TaskError, UsageError
+from opsd.settings import Settings
+from tasks.backup_objects import (
+    BackupMetadata,
+    BackupObject,
+    backup_key,
+    key_time,
+    list_backups,
+    normalise_prefix,
+)
+from tasks.checksums import file_digests, part_size_for
+from tasks.restore_selection import parse_timestamp, select_backup
+
+METADATA = BackupMetadata(
+    sha256="ab" * 32,
+    size=8192,
+    page_count=2,
+    page_size=4096,
+    sqlite_version="3.40.1",
+    user_version=3,
+    alembic_revision="0003_scores",
+    row_counts={"analyses": 12, "drawings": 10},
+    reason="pre-migration",
+    host="ip-10-0-0-1",
+    taken_at="2026-11-24T06:00:00+00:00",
+)
+
+
+def test_key_names_the_utc_minute_under_the_prefix() -> None:
+    taken = datetime(2026, 11, 24, 7, 5, 59, tzinfo=timezone(timedelta(hours=1)))
+    assert backup_key(taken) == "backup-2026-11-24-06-05.db"
+    assert backup_key(taken, "db") == backup_key(taken, "/db/") == "db/backup-2026-11-24-06-05.db"
+    assert key_time("db/backup-2026-11-24-06-05.db") == datetime(2026, 11, 24, 6, 5, tzinfo=UTC)
+    assert key_time("backup-2026-11-24.db") is None
+    assert normalise_prefix("") == ""
+
+
+def test_metadata_round_trips_through_s3_user_metadata() -> None:
+    encoded = METADATA.to_s3()
+    assert all(k == k.lower() and "_" not in k for k in encoded)
+    assert encoded["row-counts"] == '{"analyses":12,"drawings":10}'
+    assert BackupMetadata.from_s3("k", encoded) == METADATA
+
+
+def test_metadata_over_the_s3_limit_fails_clearly() -> None:
+    many = BackupMetadata(
+        **{**METADATA.__dict__, "row_counts": {f"t{i:03}": i for i in range(200)}}
+    )
+    with pytest.raises(TaskError, match="over S3's 2048-byte limit \\(200 tables\\)"):
+        many.to_s3()
+
+
+def test_metadata_missing_or_invalid_is_reported_by_field() -> None:
+    encoded = METADATA.to_s3()
+    del encoded["sha256"]
+    with pytest.raises(TaskError, match="k: backup metadata lacks sha256"):
+        BackupMetadata.from_s3("k", encoded)
+    with pytest.raises(TaskError, match="invalid"):
+        BackupMetadata.from_s3("k", {**METADATA.to_s3(), "page-count": "many"})
+
+
+def test_listing_is_newest_first_and_ignores_other_objects(
+    make_ctx: Any, settings: Settings
+) -> None:
+    s3 = make_ctx("restore").clients("s3")
+    bucket = settings.s3_bucket_backups
+    for key in (
+        "backup-2026-11-24-00-00.db",
+        "backup-2026-11-24-06-00.db",
+        "backup-2026-11-23-18-00.db",
+        "notes.txt",
+        "backup-latest.db",
+        "old/backup-2026-11-25-00-00.db",
+    ):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    keys = [b.key for b in list_backups(s3, bucket)]
+    assert keys == [
+        "backup-2026-11-24-06-00.db",
+        "backup-2026-11-24-00-00.db",
+        "backup-2026-11-23-18-00.db",
+    ]
+    assert [b.key for b in list_backups(s3, bucket, "old")] == ["old/backup-2026-11-25-00-00.db"]
+
+
+def test_listing_a_missing_bucket_names_it(make_ctx: Any) -> None:
+    s3 = make_ctx("restore").clients("s3")
+    with pytest.raises(TaskError, match="list backups in s3://nope/: NoSuchBucket"):
+        list_backups(s3, "nope")
+
+
+def test_digests_match_whole_file_and_parts(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 50_000
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    part = 5 << 20
+    digests = file_digests(path, part)
+    assert digests.sha256 == hashlib.sha256(data).hexdigest()
+    assert digests.part_count == 3
+    expected = [hashlib.sha256(data[i : i + part]).digest() for i in range(0, len(data), part)]
+    assert list(digests.part_sha256) == expected
+    combined = base64.b64encode(hashlib.sha256(b"".join(expected)).digest()).decode()
+    assert digests.composite_checksum() == f"{combined}-3"
+
+
+def test_part_size_grows_only_beyond_ten_thousand_parts() -> None:
+    assert part_size_for(1 << 30, 32 << 20) == 32 << 20
+    grown = part_size_for(500 << 30, 5 << 20)
+    assert grown * 10_000 >= 500 << 30 and grown % (1 << 20) == 0
+
+
+def _backups(*minutes: str) -> list[BackupObject]:
+    objects = [
+        BackupObject(
+            f"backup-{m}.db", datetime.strptime(m, "%Y-%m-%d-%H-%M").replace(tzinfo=UTC), 1
+        )
+        for m in minutes
+    ]
+    return sorted(objects, key=lambda b: b.taken_at, reverse=True)
+
+
+def test_selection_latest_at_and_key() -> None:
+    backups = _backups("2026-11-24-00-00", "2026-11-24-06-00", "2026-11-24-12-00")
+    assert select_backup(backups).key == "backup-2026-11-24-12-00.db"
+    at = parse_timestamp("2026-11-24 06:00")
+    assert select_backup(backups, at=at).key == "backup-2026-11-24-06-00.db"
+    assert select_backup(backups, key="backup-2026-11-24-00-00.db").taken_at.hour == 0
+
+
+def test_selection_before_the_first_backup_names_the_earliest() -> None:
+    backups = _backups("2026-11-24-00-00", "2026-11-24-06-00")
+    with pytest.raises(TaskError) as caught:
+        select_backup(backups, at=parse_timestamp("2026-01-01T00:00:00Z"))
+    assert str(caught.value) == (
+        "restore: no backup at or before 2026-01-01 00:00 UTC; "
+        "the earliest are backup-2026-11-24-00-00.db, backup-2026-11-24-06-00.db"
+    )
+    with pytest.raises(TaskError, match="no backups to restore from"):
+        select_backup([])
+
+
+def test_timestamps_without_zone_are_utc_and_garbage_is_a_usage_error() -> None:
+    assert parse_timestamp("2026-11-24 06:00") == datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
+    assert parse_timestamp("2026-11-24T08:00+02:00") == datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
+    with pytest.raises(UsageError, match="not a timestamp"):
+        parse_timestamp("last tuesday")
