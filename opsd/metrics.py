@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import botocore.session
 import structlog
+from botocore.model import ServiceModel
+from botocore.serialize import create_serializer
 
 from opsd.aws import describe_aws_error
 from opsd.metric_catalog import ENVIRONMENT, TASK, spec
 from opsd.settings import Settings
 
 # PutMetricData limits: 1,000 metric data items, 150 distinct values per Values array,
-# 1 MB payload. The size estimate below is deliberately generous.
+# 1 MB payload (counted here uncompressed, in decimal megabytes, to be safe either way).
 MAX_ITEMS_PER_CALL = 1000
 MAX_VALUES_PER_ITEM = 150
 MAX_PAYLOAD_BYTES = 1_000_000
-_PAYLOAD_BUDGET = 800_000
+# Array headers grow by a few bytes as a batch grows; the namespace is measured as it is.
+_HEADER_SLACK = 16
 
 log = structlog.get_logger()
 
@@ -35,20 +40,24 @@ class Datum:
     task: str | None = None
 
 
+def _distinct(datum: Datum) -> tuple[list[float], list[float]]:
+    """Values with their counts, a repeated value merged into one entry."""
+    counts = list(datum.counts) or [1.0] * len(datum.values)
+    merged: dict[float, float] = {}
+    for value, count in zip(datum.values, counts, strict=True):
+        merged[float(value)] = merged.get(float(value), 0.0) + float(count)
+    return list(merged), list(merged.values())
+
+
 def _split(datum: Datum) -> Iterator[Datum]:
-    if len(datum.values) <= MAX_VALUES_PER_ITEM:
+    if len(datum.values) <= MAX_VALUES_PER_ITEM and len(set(datum.values)) == len(datum.values):
         yield datum
         return
-    counts = list(datum.counts) or [1.0] * len(datum.values)
-    for start in range(0, len(datum.values), MAX_VALUES_PER_ITEM):
+    values, counts = _distinct(datum)
+    for start in range(0, len(values), MAX_VALUES_PER_ITEM):
         stop = start + MAX_VALUES_PER_ITEM
         yield Datum(
-            datum.name,
-            None,
-            datum.values[start:stop],
-            counts[start:stop],
-            datum.timestamp,
-            datum.task,
+            datum.name, None, values[start:stop], counts[start:stop], datum.timestamp, datum.task
         )
 
 
@@ -77,18 +86,62 @@ def to_metric_data(datum: Datum, environment: str) -> dict[str, Any]:
     return item
 
 
-def _estimated_size(item: dict[str, Any]) -> int:
-    # Query-protocol encoding repeats the member path for every field: ~60 bytes a field.
-    fields = 6 + 2 * len(item["Dimensions"]) + len(item.get("Values", ())) * 2
-    return 120 + 60 * fields
+class PayloadSizer:
+    """Exact request-body sizes of PutMetricData items, measured with botocore's serializer.
+
+    With the binary (CBOR) protocol an item's size depends only on its shape, so each shape is
+    serialized once and cached; with a text protocol every item is measured.
+    """
+
+    def __init__(self, service_model: ServiceModel | None = None, namespace: str = "") -> None:
+        model = service_model or botocore.session.get_session().get_service_model("cloudwatch")
+        self._operation = model.operation_model("PutMetricData")
+        self._serializer = create_serializer(model.protocol, include_validation=False)
+        self._fixed_width = model.protocol == "smithy-rpc-v2-cbor"
+        self._namespace = namespace or "DrawingAnalysis"
+        self._cache: dict[tuple[Any, ...], int] = {}
+        self.base = self._measure([]) + _HEADER_SLACK
+
+    def _measure(self, items: list[dict[str, Any]]) -> int:
+        params = {"Namespace": self._namespace, "MetricData": items}
+        return len(self._serializer.serialize_to_request(params, self._operation)["body"])
+
+    def __call__(self, item: dict[str, Any]) -> int:
+        if not self._fixed_width:
+            # Text protocols spell out the item's position: allow for four-digit indexes.
+            return (
+                self._measure([item])
+                - self.base
+                + _HEADER_SLACK
+                + 4 * (4 + 2 * len(item.get("Values", ())))
+            )
+        stamp = item.get("Timestamp")
+        key = (
+            item["MetricName"],
+            tuple((d["Name"], d["Value"]) for d in item["Dimensions"]),
+            item.get("Unit"),
+            "Value" in item,
+            len(item.get("Values", ())),
+            "Counts" in item,
+            None if stamp is None else bool(stamp.microsecond),
+        )
+        size = self._cache.get(key)
+        if size is None:
+            size = self._cache[key] = self._measure([item]) - self.base + _HEADER_SLACK
+        return size
 
 
-def batches(items: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+def batches(
+    items: Iterable[dict[str, Any]], sizer: PayloadSizer | None = None
+) -> Iterator[list[dict[str, Any]]]:
+    """Items in order, packed into the fewest calls the item and payload limits allow."""
+    sizer = sizer or PayloadSizer()
+    room = MAX_PAYLOAD_BYTES - sizer.base
     batch: list[dict[str, Any]] = []
     size = 0
     for item in items:
-        item_size = _estimated_size(item)
-        if batch and (len(batch) >= MAX_ITEMS_PER_CALL or size + item_size > _PAYLOAD_BUDGET):
+        item_size = sizer(item)
+        if batch and (len(batch) >= MAX_ITEMS_PER_CALL or size + item_size > room):
             yield batch
             batch, size = [], 0
         batch.append(item)
@@ -97,17 +150,37 @@ def batches(items: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield batch
 
 
+def fewest_possible_calls(item_count: int, payload_bytes: int, sizer: PayloadSizer) -> int:
+    """The lower bound set by the limits: by item count and by total payload."""
+    by_items = math.ceil(item_count / MAX_ITEMS_PER_CALL)
+    by_bytes = math.ceil(payload_bytes / (MAX_PAYLOAD_BYTES - sizer.base))
+    return max(by_items, by_bytes)
+
+
 class MetricsPublisher:
     def __init__(self, settings: Settings, cloudwatch: Any) -> None:
         self._settings = settings
         self._cloudwatch = cloudwatch
+        self._sizer: PayloadSizer | None = None
+
+    @property
+    def sizer(self) -> PayloadSizer:
+        if self._sizer is None:
+            meta = getattr(self._cloudwatch, "meta", None)
+            model = getattr(meta, "service_model", None)
+            self._sizer = PayloadSizer(model, self._settings.metrics_namespace)
+        return self._sizer
 
     @property
     def enabled(self) -> bool:
         return self._settings.enable_metrics
 
-    def publish(self, data: Iterable[Datum]) -> int:
-        """Send every datum; returns the number of PutMetricData calls made."""
+    def publish(self, data: Iterable[Datum], after_call: Callable[[], None] | None = None) -> int:
+        """Send every datum; returns the number of PutMetricData calls made.
+
+        `data` is consumed lazily, one datum past the last one sent when a call is made, so a
+        caller streaming its data can tell from `after_call` how far it has been published.
+        """
         if not self.enabled:
             return 0
         items = (
@@ -116,7 +189,7 @@ class MetricsPublisher:
             for part in _split(datum)
         )
         calls = 0
-        for batch in batches(items):
+        for batch in batches(items, self.sizer):
             try:
                 self._cloudwatch.put_metric_data(
                     Namespace=self._settings.metrics_namespace, MetricData=batch
@@ -124,6 +197,8 @@ class MetricsPublisher:
             except Exception as exc:
                 raise MetricsError(describe_aws_error("put metric data", exc)) from exc
             calls += 1
+            if after_call is not None:
+                after_call()
         return calls
 
 

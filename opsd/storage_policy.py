@@ -60,6 +60,12 @@ def bucket_rules(kind: str) -> tuple[str, ...]:
     return BASE_RULES + tuple(f"lifecycle:{rule_id}" for rule_id in LIFECYCLE_RULE_IDS[kind])
 
 
+def backup_key_prefix(settings: Settings) -> str:
+    """BACKUP_PREFIX as backup keys use it: '' or 'folder/' (as tasks/backup_objects.py)."""
+    prefix = settings.backup_prefix.strip("/")
+    return f"{prefix}/" if prefix else ""
+
+
 def log_group_names(settings: Settings) -> list[str]:
     prefix = f"/ecs/drawing-analysis-{settings.environment}"
     return [f"{prefix}/app", f"{prefix}/tasks"]
@@ -91,7 +97,7 @@ def desired_lifecycle_rules(kind: str, settings: Settings) -> list[dict[str, Any
         ]
     if kind == "backups":
         glacier, expiry = LIFECYCLE_RULE_IDS["backups"]
-        scope = {"Prefix": settings.backup_prefix}
+        scope = {"Prefix": backup_key_prefix(settings)}
         return [
             {
                 "ID": glacier,

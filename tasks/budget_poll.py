@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from opsd.aws import describe_aws_error
-from opsd.metrics import Datum
+from opsd.metrics import Datum, MetricsError
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from opsd.state import utcnow
@@ -66,7 +66,10 @@ def poll_budget(ctx: TaskContext, now: datetime, as_json: bool = False) -> TaskR
     data = [Datum("BudgetActualPercent", round(spend.actual_pct, 2), timestamp=now)]
     if spend.forecast_pct is not None:
         data.append(Datum("BudgetForecastPercent", round(spend.forecast_pct, 2), timestamp=now))
-    ctx.metrics.publish(data)
+    try:
+        ctx.metrics.publish(data)
+    except MetricsError as exc:
+        raise TaskError(str(exc)) from None
 
     conn = ctx.state.conn
     breakdown = daily_breakdown(ctx.clients("ce"), conn, ctx.run_id, now, ctx.log)

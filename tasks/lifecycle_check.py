@@ -9,8 +9,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from opsd.aws import describe_aws_error
-from opsd.metrics import Datum
-from opsd.results import Status, TaskResult
+from opsd.metrics import Datum, MetricsError
+from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from tasks.storage_compliance import (
     CANNOT_CHECK,
@@ -61,7 +61,10 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     violations = sum(f.status == VIOLATION for f in findings)
     unchecked = sum(f.status == CANNOT_CHECK for f in findings)
     # An unreadable rule is not known to comply, so it counts towards the alarm too.
-    ctx.metrics.publish([Datum("LifecycleViolations", violations + unchecked)])
+    try:
+        ctx.metrics.publish([Datum("LifecycleViolations", violations + unchecked)])
+    except MetricsError as exc:
+        raise TaskError(str(exc)) from None
     summary = f"{len(findings)} checks: {violations} violations, {unchecked} cannot check"
     if args.fix:
         verb = "would change" if args.dry_run else "changed"

@@ -1,0 +1,250 @@
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+from botocore.exceptions import ClientError
+from botocore.serialize import create_serializer
+
+from opsd.aws import AwsClients
+from opsd.metrics import MAX_PAYLOAD_BYTES, Datum, MetricsPublisher, PayloadSizer, _split
+from opsd.results import Status, TaskError
+from opsd.runner import TaskContext
+from opsd.settings import Settings
+from tasks.publish_metrics import WATERMARK_KEY, publish_metrics, take_lease
+from tests.conftest import create_app_database
+
+NOW = datetime(2026, 11, 24, 6, 5, 30, tzinfo=UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def add_analyses(path: Path, rows: list[tuple[datetime, int, float | None]]) -> None:
+    conn = sqlite3.connect(path)
+    conn.executemany(
+        "INSERT INTO analyses (created_at, is_anomaly, processing_time_ms) VALUES (?, ?, ?)",
+        [(_stamp(at), anomaly, ms) for at, anomaly, ms in rows],
+    )
+    conn.commit()
+    conn.close()
+
+
+@pytest.fixture
+def app_database(settings: Settings) -> Path:
+    return create_app_database(settings.database_path, analyses=0)
+
+
+@pytest.fixture
+def publish(aws: AwsClients, settings: Settings) -> Iterator[Any]:
+    contexts: list[TaskContext] = []
+
+    def run(now: datetime = NOW, **kwargs: Any) -> Any:
+        ctx = TaskContext(settings=settings, clients=aws, task="publish-metrics")
+        contexts.append(ctx)
+        return publish_metrics(ctx, now, **kwargs)
+
+    yield run
+    for ctx in contexts:
+        ctx.close()
+
+
+def _points(aws: AwsClients, settings: Settings, name: str, statistic: str) -> dict[str, float]:
+    answer = aws("cloudwatch").get_metric_statistics(
+        Namespace=settings.metrics_namespace,
+        MetricName=name,
+        Dimensions=[{"Name": "Environment", "Value": settings.environment}],
+        StartTime=NOW - timedelta(hours=1),
+        EndTime=NOW + timedelta(hours=1),
+        Period=60,
+        Statistics=[statistic],
+    )
+    return {
+        p["Timestamp"].strftime("%H:%M"): p[statistic]
+        for p in sorted(answer["Datapoints"], key=lambda p: p["Timestamp"])
+    }
+
+
+def test_minutes_are_published_with_their_own_timestamps(
+    aws, settings, app_database, publish
+) -> None:
+    at_6_01 = datetime(2026, 11, 24, 6, 1, 10, tzinfo=UTC)
+    at_6_03 = datetime(2026, 11, 24, 6, 3, 59, 900000, tzinfo=UTC)
+    add_analyses(
+        app_database,
+        [(at_6_01, 0, 100.4), (at_6_01, 1, 99.6), (at_6_01, 0, 250.0), (at_6_03, 1, 40.0)],
+    )
+
+    result = publish()
+
+    assert result.status is Status.OK
+    assert _points(aws, settings, "AnalysisCount", "Sum") == {"06:01": 3.0, "06:03": 1.0}
+    assert _points(aws, settings, "AnomalyCount", "Sum") == {"06:01": 1.0, "06:03": 1.0}
+    assert _points(aws, settings, "ProcessingTime", "SampleCount") == {"06:01": 3.0, "06:03": 1.0}
+    assert _points(aws, settings, "ProcessingTime", "Maximum") == {"06:01": 250.0, "06:03": 40.0}
+    assert _points(aws, settings, "DatabaseSizeBytes", "Maximum") == {
+        "06:05": float(app_database.stat().st_size)
+    }
+
+
+def test_a_rerun_publishes_nothing_twice_and_a_later_run_only_new_minutes(
+    aws, settings, app_database, publish
+) -> None:
+    add_analyses(app_database, [(NOW - timedelta(minutes=3), 0, 50.0)])
+    first = publish()
+    again = publish()
+    add_analyses(app_database, [(NOW + timedelta(minutes=1), 0, 60.0)])
+    later = publish(NOW + timedelta(minutes=5))
+
+    assert first.details["analyses"] == 1
+    assert again.details["analyses"] == 0
+    assert later.details["analyses"] == 1
+    assert sum(_points(aws, settings, "AnalysisCount", "Sum").values()) == 2.0
+
+
+def test_the_minute_still_running_and_the_last_one_wait(
+    aws, settings, app_database, publish
+) -> None:
+    this_minute = NOW.replace(second=1)
+    last_minute = this_minute - timedelta(minutes=1)
+    add_analyses(app_database, [(this_minute, 0, 10.0), (last_minute, 0, 20.0)])
+
+    early = publish()
+    add_analyses(app_database, [(this_minute.replace(second=59), 0, 11.0)])
+    late = publish(NOW + timedelta(minutes=2))
+
+    assert early.details["analyses"] == 0
+    assert late.details["analyses"] == 3
+    assert _points(aws, settings, "AnalysisCount", "Sum") == {"06:04": 1.0, "06:05": 2.0}
+
+
+def test_backup_age_comes_from_the_newest_backup_key(aws, settings, app_database, publish) -> None:
+    s3 = aws("s3")
+    for key in ("backup-2026-10-31-18-00.db", "backup-2026-11-24-00-00.db", "notes.txt"):
+        s3.put_object(Bucket=settings.s3_bucket_backups, Key=key, Body=b"x")
+
+    result = publish()
+
+    assert "newest backup backup-2026-11-24-00-00.db, 6.1 h old" in result.message
+    assert _points(aws, settings, "BackupAgeSeconds", "Maximum") == {"06:05": 6 * 3600 + 330.0}
+
+
+def test_no_backup_publishes_no_backup_age_and_says_so(
+    aws, settings, app_database, publish
+) -> None:
+    result = publish()
+
+    assert "no backup found: BackupAgeSeconds not published" in result.message
+    assert _points(aws, settings, "BackupAgeSeconds", "Maximum") == {}
+
+
+def test_a_run_that_finds_another_running_publishes_nothing(
+    aws, settings, app_database, publish, make_ctx
+) -> None:
+    add_analyses(app_database, [(NOW - timedelta(minutes=3), 0, 50.0)])
+    other = make_ctx("publish-metrics")
+    assert take_lease(other.state.conn, "publish-metrics", "other-run", NOW)
+
+    result = publish()
+
+    assert result.status is Status.SKIPPED
+    assert _points(aws, settings, "AnalysisCount", "Sum") == {}
+    later = publish(NOW + timedelta(minutes=11))
+    assert later.details["analyses"] == 1
+
+
+def test_a_failed_call_keeps_the_watermark_so_the_next_run_sends_the_minutes(
+    aws, settings, app_database, publish
+) -> None:
+    add_analyses(app_database, [(NOW - timedelta(minutes=2), 0, 50.0)])
+    refused = ClientError(
+        {"Error": {"Code": "Throttling", "Message": "slow down"}}, "PutMetricData"
+    )
+
+    with (
+        mock.patch.object(aws("cloudwatch"), "put_metric_data", side_effect=refused),
+        pytest.raises(TaskError, match="put metric data: Throttling"),
+    ):
+        publish()
+    retried = publish()
+
+    assert retried.details["analyses"] == 1
+    assert _points(aws, settings, "AnalysisCount", "Sum") == {"06:03": 1.0}
+
+
+def test_a_watermark_older_than_two_weeks_skips_what_cloudwatch_would_refuse(
+    aws, settings, app_database, publish, make_ctx
+) -> None:
+    make_ctx("publish-metrics").state.set(WATERMARK_KEY, "2026-10-01T00:00")
+    add_analyses(
+        app_database,
+        [(datetime(2026, 10, 2, tzinfo=UTC), 0, 5.0), (NOW - timedelta(days=3), 0, 6.0)],
+    )
+
+    result = publish()
+
+    assert result.details["analyses"] == 1
+    assert "skipped (CloudWatch keeps two weeks)" in result.message
+
+
+def test_the_app_database_is_only_read(settings, app_database, publish) -> None:
+    add_analyses(app_database, [(NOW - timedelta(minutes=2), 0, 50.0)])
+    before = hashlib.sha256(app_database.read_bytes()).hexdigest()
+
+    publish()
+
+    assert hashlib.sha256(app_database.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in app_database.parent.iterdir()) == ["app.db", "ops-state.db"]
+
+
+def test_missing_app_database_is_a_one_line_error(aws, settings, publish) -> None:
+    with pytest.raises(TaskError, match=r"^read app database: .*app.db: database file not found"):
+        publish()
+
+
+class _SizingCloudWatch:
+    """Records each call's real request-body size, serialized as botocore would send it."""
+
+    def __init__(self, model: Any) -> None:
+        self._operation = model.operation_model("PutMetricData")
+        self._serializer = create_serializer(model.protocol)
+        self.sizes: list[int] = []
+        self.items: list[int] = []
+
+    def put_metric_data(self, **params: Any) -> None:
+        body = self._serializer.serialize_to_request(params, self._operation)["body"]
+        self.sizes.append(len(body))
+        self.items.append(len(params["MetricData"]))
+
+
+def test_batches_are_filled_to_the_limits_and_never_over(aws, settings) -> None:
+    model = aws("cloudwatch").meta.service_model
+    recorder = _SizingCloudWatch(model)
+    stamp = NOW.replace(second=0)
+    data = [
+        Datum("ProcessingTime", values=[float(v) for v in range(1 + i % 300)], timestamp=stamp)
+        for i in range(1, 3000)
+    ]
+    data += [Datum("AnalysisCount", 1, timestamp=stamp)] * 2500
+
+    calls = MetricsPublisher(settings, recorder).publish(data)
+
+    sizer = PayloadSizer(model, settings.metrics_namespace)
+    assert calls == len(recorder.sizes)
+    assert max(recorder.sizes) <= MAX_PAYLOAD_BYTES
+    # Every call but the last is full: by payload (within one item) or by item count.
+    for size, items in zip(recorder.sizes[:-1], recorder.items[:-1], strict=True):
+        assert items == 1000 or size > MAX_PAYLOAD_BYTES - 3000
+    assert sizer.base > 0
+
+
+def test_repeated_values_are_merged_before_splitting() -> None:
+    parts = list(_split(Datum("ProcessingTime", values=[5.0, 5.0, 7.0], counts=[1.0, 2.0, 1.0])))
+    assert [(list(p.values), list(p.counts)) for p in parts] == [([5.0, 7.0], [3.0, 1.0])]
