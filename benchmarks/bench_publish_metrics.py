@@ -1,7 +1,7 @@
 """publish-metrics over many analyses: wall time, peak RSS, PutMetricData calls vs the fewest.
 
 Each row count gets a fresh app database whose analyses spread evenly over the last seven
-days (so CloudWatch's two-week window keeps all of them) and a fresh ops state, and
+days (one with --tiny; CloudWatch's two-week window keeps all of them) and a fresh ops state;
 `python -m tasks publish-metrics --json` runs in its own process against moto's server
 (its own process too). The fewest calls the limits allow are computed from the same minutes
 with the publisher's exact payload sizer; peak RSS at the largest count over the smallest
@@ -106,8 +106,9 @@ def run(options: BenchOptions) -> BenchReport:
     row_counts = TINY_ROWS if options.tiny else FULL_ROWS
     work = options.work_dir / "publish-metrics"
     work.mkdir(parents=True, exist_ok=True)
+    spread = TINY_SPREAD if options.tiny else SPREAD
     table = Table(
-        f"publish-metrics, first run over {(TINY_SPREAD if options.tiny else SPREAD).days} days of analyses",
+        f"publish-metrics, first run over {spread.days} days of analyses",
         [
             "analyses",
             "minutes",
@@ -131,7 +132,7 @@ def run(options: BenchOptions) -> BenchReport:
             database = work / f"app-{rows}.db"
             state = work / f"ops-state-{rows}.db"
             state.unlink(missing_ok=True)
-            build_database(database, rows, now, TINY_SPREAD if options.tiny else SPREAD)
+            build_database(database, rows, now, spread)
             env = {
                 **s3.env(),
                 "ENVIRONMENT": "local",
