@@ -1,16 +1,17 @@
 """Feature extraction for children's drawings, with Pillow and NumPy only.
 
-The image is downscaled first (to ``WORK_SIZE`` square grayscale and a small colour copy),
+The image is downscaled first (to a ``WORK_SIZE`` square map of paper lightness, the darkest
+channel of each pixel, and a small colour copy),
 so the memory held does not depend on the upload's resolution beyond Pillow's own decoded
 image. Every feature is a plain number on a roughly 0..1 scale, and the vector has a fixed
 length (``FEATURE_COUNT``) whatever the input size, mode or aspect ratio.
 
 Groups of features (in order):
 
-- ink density on a ``GRID`` x ``GRID`` grid (ink = 1 - gray, on white paper);
+- ink density on a ``GRID`` x ``GRID`` grid (ink = 1 - lightness, on white paper);
 - global ink statistics: mean, coverage, dark fraction, spread, stroke thickness;
 - where the ink sits: centre of mass, spread, bounding-box area;
-- a gray-level histogram;
+- a lightness histogram;
 - edges: magnitude-weighted orientation histogram, edge density, mean magnitude;
 - texture: high-frequency energy and the roughness of the paper (noise);
 - colour: saturation, colourful fraction, hue histogram, RGB means and spreads, palette size.
@@ -81,7 +82,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _downscale(image: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The working grayscale (WORK_SIZE², float32 0..1), its smoothed copy for edge
+    """The working paper lightness (WORK_SIZE², float32 0..1), its smoothed copy for edge
     orientation, and the colour image (COLOUR_SIZE², uint8)."""
     image.draft("RGB", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at reduced scale; else no-op
     rgb = _to_rgb(image)
@@ -89,8 +90,11 @@ def _downscale(image: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if factor >= 2:
         rgb = rgb.reduce(factor)  # cheap box reduction before the filtered resize
     work = rgb.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR)
-    gray_image = work.convert("L")
-    gray = np.asarray(gray_image, dtype=np.float32) / 255.0
+    # "Paper lightness": the darkest channel of each pixel. Any pigment absorbs some channel,
+    # so a yellow crayon counts as ink as much as a pencil does (luminance would miss it).
+    lightness = np.asarray(work, dtype=np.uint8).min(axis=2)
+    gray_image = Image.fromarray(lightness, "L")
+    gray = lightness.astype(np.float32) / 255.0
     # Orientation from a smoothed copy: aliased (pixel-art) strokes and anti-aliased ones, or
     # a native 256 px image and a downscaled 2048 px one, then give the same histogram.
     smooth = np.asarray(gray_image.filter(ImageFilter.GaussianBlur(EDGE_SMOOTHING)))
@@ -101,7 +105,7 @@ def _downscale(image: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return gray, smooth, colour
 
 
-def _ink_features(ink: np.ndarray) -> list[float]:
+def _ink_features(ink: np.ndarray, smooth_ink: np.ndarray) -> list[float]:
     size = ink.shape[0]
     cell = size // GRID
     trimmed = ink[: cell * GRID, : cell * GRID]
@@ -117,7 +121,7 @@ def _ink_features(ink: np.ndarray) -> list[float]:
     feats += [
         float(ink.mean()),
         _log_fraction(coverage),
-        float((ink > DARK_THRESHOLD).mean()),
+        float((smooth_ink > DARK_THRESHOLD).mean()),  # dark areas, not thin dark lines
         float(ink.std()),
         float(np.log1p(thickness) / np.log1p(size)),
     ]
@@ -161,11 +165,14 @@ def _edge_features(gray: np.ndarray) -> list[float]:
     return [*(float(v) for v in hist), edge_density, float(magnitude.mean()) * 4.0]
 
 
-def _texture_features(full: np.ndarray) -> list[float]:
-    # At half the working size (2x2 means), so that a native low-resolution image and a
-    # downscaled high-resolution one have the same sharpness.
+def _half(full: np.ndarray) -> np.ndarray:
+    """Half the working size (2x2 means): a native low-resolution image and a downscaled
+    high-resolution one then have the same sharpness and the same share of mid tones."""
     half = full.shape[0] // 2
-    gray = full[: half * 2, : half * 2].reshape(half, 2, half, 2).mean(axis=(1, 3))
+    return full[: half * 2, : half * 2].reshape(half, 2, half, 2).mean(axis=(1, 3))
+
+
+def _texture_features(gray: np.ndarray) -> list[float]:
     centre = gray[1:-1, 1:-1]
     up, down = gray[:-2, 1:-1], gray[2:, 1:-1]
     left, right = gray[1:-1, :-2], gray[1:-1, 2:]
@@ -217,14 +224,15 @@ def extract_features(image: Image.Image) -> np.ndarray:
     """The fixed-length float32 feature vector of a drawing (deterministic)."""
     gray, smooth, colour = _downscale(image)
     ink = 1.0 - gray
+    half = _half(gray)
     gray_hist = np.bincount(
-        np.minimum((gray * GRAY_BINS).astype(np.int64), GRAY_BINS - 1).ravel(),
+        np.minimum((smooth * GRAY_BINS).astype(np.int64), GRAY_BINS - 1).ravel(),
         minlength=GRAY_BINS,
-    ) / float(gray.size)
-    feats = _ink_features(ink)
+    ) / float(smooth.size)
+    feats = _ink_features(ink, 1.0 - smooth)
     feats += [float(v) for v in np.sqrt(gray_hist)]
     feats += _edge_features(smooth)
-    feats += _texture_features(gray)
+    feats += _texture_features(half)
     feats += _colour_features(colour)
     vector = np.asarray(feats, dtype=np.float32)
     if vector.shape != (FEATURE_COUNT,):  # pragma: no cover - a programming error

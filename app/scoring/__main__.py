@@ -1,0 +1,165 @@
+"""``python -m app.scoring``: generate reference drawings, train, package the fallback model.
+
+Exit codes: 0 done, 1 failed, 2 usage or configuration error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from app.scoring.artefact import ArtefactError, bundle_to_bytes
+from app.scoring.model import DEFAULT_PERCENTILE, MAX_AGE, MIN_AGE, check_percentile
+from app.scoring.store import MODEL_KEY, PACKAGED_MODEL_PATH, upload_bundle
+from app.scoring.synthetic import generate_reference_set
+from app.scoring.training import TrainingError, train_bundle
+
+PACKAGE_SEED = 20240601
+PACKAGE_PER_AGE = 40
+PACKAGE_IMAGE_SIZE = 512
+
+
+class UsageError(Exception):
+    """Bad arguments or configuration: exit 2."""
+
+
+def models_s3_client() -> Any:
+    """A boto3 S3 client from the environment (region, optional endpoint), standard retries.
+
+    Kept minimal on purpose; to be replaced by the project's shared client factory."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        region_name=os.environ.get("AWS_DEFAULT_REGION") or None,
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+        config=Config(retries={"mode": "standard", "max_attempts": 5}),
+    )
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    if args.per_age < 1:
+        raise UsageError(f"--per-age must be at least 1, not {args.per_age}")
+    if args.size < 64:
+        raise UsageError(f"--size must be at least 64 pixels, not {args.size}")
+    manifest = generate_reference_set(args.out, args.per_age, args.seed, size=args.size)
+    count = args.per_age * (MAX_AGE - MIN_AGE + 1)
+    print(f"wrote {count} drawings and {manifest}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    bucket = os.environ.get("S3_BUCKET_MODELS", "").strip()
+    if args.upload and not bucket:
+        raise UsageError("--upload needs S3_BUCKET_MODELS set to the models bucket")
+    if args.out is None and not args.upload:
+        raise UsageError("give --out FILE, --upload, or both")
+    try:
+        check_percentile(args.percentile)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    bundle = train_bundle(args.images, args.manifest, percentile=args.percentile)
+    if args.out is not None:
+        _write_atomically(args.out, bundle_to_bytes(bundle))
+        print(f"wrote model {bundle.model_version} to {args.out}")
+    if args.upload:
+        version_id = upload_bundle(models_s3_client(), bucket, bundle, key=args.key)
+        print(
+            f"uploaded model {bundle.model_version} to s3://{bucket}/{args.key} "
+            f"(version {version_id})"
+        )
+    return 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="reference-drawings-") as folder:
+        manifest = generate_reference_set(
+            Path(folder), PACKAGE_PER_AGE, PACKAGE_SEED, size=PACKAGE_IMAGE_SIZE
+        )
+        bundle = train_bundle(Path(folder), manifest, version_prefix="packaged")
+    data = bundle_to_bytes(bundle)
+    _write_atomically(args.out, data)
+    print(f"wrote packaged model {bundle.model_version} ({len(data)} bytes) to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m app.scoring",
+        description="Anomaly models for children's drawings: reference drawings, training, "
+        "the packaged fallback model.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    generate = commands.add_parser(
+        "generate", help="write synthetic normal drawings for every age plus manifest.csv"
+    )
+    generate.add_argument("--out", type=Path, required=True, help="folder to write into")
+    generate.add_argument("--per-age", type=int, default=20, help="drawings per age (20)")
+    generate.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    generate.add_argument("--size", type=int, default=512, help="image side in pixels (512)")
+    generate.set_defaults(handler=_generate)
+
+    train = commands.add_parser(
+        "train", help="train one model per age group from a folder of drawings and a manifest"
+    )
+    train.add_argument("--images", type=Path, required=True, help="folder of drawings")
+    train.add_argument(
+        "--manifest",
+        type=Path,
+        required=True,
+        help="CSV with columns file,age[,subject] (or JSON lines, .jsonl)",
+    )
+    train.add_argument(
+        "--percentile",
+        type=float,
+        default=DEFAULT_PERCENTILE,
+        help=f"default threshold percentile of the reference scores ({DEFAULT_PERCENTILE:g})",
+    )
+    train.add_argument("--out", type=Path, help="write the model artefact (.npz) here")
+    train.add_argument(
+        "--upload",
+        action="store_true",
+        help="upload as a new version to the bucket named by S3_BUCKET_MODELS",
+    )
+    train.add_argument("--key", default=MODEL_KEY, help=f"object key ({MODEL_KEY})")
+    train.set_defaults(handler=_train)
+
+    package = commands.add_parser(
+        "package", help="regenerate the packaged model from a fixed-seed synthetic reference set"
+    )
+    package.add_argument(
+        "--out", type=Path, default=PACKAGED_MODEL_PATH, help="where to write it (in the app)"
+    )
+    package.set_defaults(handler=_package)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 with a usage line on bad arguments
+    try:
+        return int(args.handler(args))
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (TrainingError, ArtefactError, ValueError, OSError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

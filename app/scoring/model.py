@@ -1,0 +1,221 @@
+"""Per-age-group anomaly models: PCA reconstruction error, with NumPy only.
+
+Each age group has its own model, fitted on the feature vectors of normal drawings:
+
+- features are standardised with the training mean and spread;
+- an SVD of the standardised training matrix gives the principal components; the model keeps
+  the fewest components that explain ``explained_variance`` of the variance;
+- a drawing's anomaly score is its reconstruction error (the squared distance from the
+  principal subspace, relative to the training average) plus its distance *within* the
+  subspace (Hotelling's T², relative to the number of components), averaged; on the training
+  data both terms average 1, so scores sit around 1. The second term catches drawings that
+  lie along a principal direction but beyond the training range (a blank or ink-saturated
+  page is "like a normal drawing, only much more so"), which reconstruction error alone
+  cannot see;
+- plus how far any feature lies outside the range seen in training (the sum of squared
+  excesses, in standard deviations; 0 inside the range). A single extreme feature, such as
+  the ink coverage of an empty page, is otherwise diluted among dozens of ordinary ones;
+- the training drawings' scores are kept, sorted, as the reference: the threshold is any
+  percentile of them (default 95th, changeable at runtime without retraining), and the
+  normalised score is the percentile of a score among them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from app.scoring.features import FEATURE_COUNT, FEATURE_VERSION
+
+MIN_AGE = 2
+MAX_AGE = 18
+DEFAULT_PERCENTILE = 95.0
+MIN_PERCENTILE = 50.0
+MAX_PERCENTILE = 99.9
+DEFAULT_EXPLAINED_VARIANCE = 0.7
+MIN_TRAINING_IMAGES = 20
+CROSS_VALIDATION_FOLDS = 5
+SCALE_FLOOR = 0.03  # features are on a ~0..1 scale; a constant feature gets this spread
+
+
+@dataclass(frozen=True)
+class AgeGroup:
+    name: str
+    first_age: int
+    last_age: int
+
+    def contains(self, age: int) -> bool:
+        return self.first_age <= age <= self.last_age
+
+
+AGE_GROUPS: tuple[AgeGroup, ...] = (
+    AgeGroup("2-4", 2, 4),
+    AgeGroup("5-7", 5, 7),
+    AgeGroup("8-10", 8, 10),
+    AgeGroup("11-13", 11, 13),
+    AgeGroup("14-18", 14, 18),
+)
+GROUP_NAMES = tuple(group.name for group in AGE_GROUPS)
+
+
+def age_group_for(age: int) -> str:
+    """The name of the age group of ``age`` (2..18); ValueError outside that range."""
+    if isinstance(age, bool) or not isinstance(age, int | np.integer):
+        raise ValueError(f"age must be a whole number, not {age!r}")
+    for group in AGE_GROUPS:
+        if group.contains(int(age)):
+            return group.name
+    raise ValueError(f"age {age} is outside {MIN_AGE}..{MAX_AGE}")
+
+
+def check_percentile(percentile: float) -> float:
+    value = float(percentile)
+    if not MIN_PERCENTILE <= value <= MAX_PERCENTILE:
+        raise ValueError(
+            f"threshold percentile {percentile} is outside {MIN_PERCENTILE}..{MAX_PERCENTILE}"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Score:
+    anomaly_score: float
+    threshold: float
+    is_anomaly: bool
+    normalised_score: float  # percentile of anomaly_score among the reference scores, 0..100
+    age_group: str
+    model_version: str
+    threshold_percentile: float
+
+
+@dataclass(frozen=True)
+class GroupModel:
+    """The fitted PCA model of one age group."""
+
+    mean: np.ndarray  # (d,)
+    scale: np.ndarray  # (d,)
+    components: np.ndarray  # (k, d), orthonormal rows
+    variances: np.ndarray  # (k,), variance of the training data along each component
+    residual_mean: float  # mean squared reconstruction error on the training data
+    lower: np.ndarray  # (d,), smallest value of each feature in the training data
+    upper: np.ndarray  # (d,), largest value of each feature in the training data
+    reference_scores: np.ndarray  # sorted anomaly scores of the training drawings
+
+    @property
+    def component_count(self) -> int:
+        return int(self.components.shape[0])
+
+    def raw_scores(self, features: np.ndarray) -> np.ndarray:
+        """Anomaly scores of a (n, d) matrix (or one (d,) vector -> shape (1,))."""
+        matrix = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        if matrix.shape[1] != self.mean.shape[0]:
+            raise ValueError(
+                f"feature vector has {matrix.shape[1]} values; the model expects "
+                f"{self.mean.shape[0]}"
+            )
+        z = (matrix - self.mean) / self.scale
+        projected = z @ self.components.T
+        residual = z - projected @ self.components
+        spe = np.einsum("ij,ij->i", residual, residual) / self.residual_mean
+        t2 = np.einsum("ij,ij->i", projected, projected / self.variances) / self.component_count
+        outside = np.maximum(self.lower - matrix, 0.0) + np.maximum(matrix - self.upper, 0.0)
+        outside /= self.scale
+        out_of_range = np.einsum("ij,ij->i", outside, outside)
+        return 0.5 * (spe + t2) + out_of_range
+
+    def threshold(self, percentile: float = DEFAULT_PERCENTILE) -> float:
+        return float(np.percentile(self.reference_scores, check_percentile(percentile)))
+
+    def normalised(self, score: float) -> float:
+        """Percentile (0..100) of ``score`` among the reference scores."""
+        below = np.searchsorted(self.reference_scores, score, side="right")
+        return 100.0 * float(below) / float(self.reference_scores.size)
+
+
+def _fit_pca(matrix: np.ndarray, explained_variance: float) -> GroupModel:
+    """The PCA parameters of an (n, d) matrix, without reference scores yet."""
+    count = matrix.shape[0]
+    mean = matrix.mean(axis=0)
+    scale = np.maximum(matrix.std(axis=0), SCALE_FLOOR)
+    z = (matrix - mean) / scale
+    _, singular, vt = np.linalg.svd(z, full_matrices=False)
+    variances = singular**2 / max(count - 1, 1)
+    ratio = np.cumsum(variances) / max(float(variances.sum()), 1e-12)
+    keep = int(np.searchsorted(ratio, explained_variance) + 1)
+    keep = max(1, min(keep, count - 2, vt.shape[0] - 1))
+    components = vt[:keep]
+    projected = z @ components.T
+    residual = z - projected @ components
+    return GroupModel(
+        mean=mean,
+        scale=scale,
+        components=components,
+        variances=np.maximum(variances[:keep], 1e-9),
+        residual_mean=max(float(np.einsum("ij,ij->i", residual, residual).mean()), 1e-9),
+        lower=matrix.min(axis=0),
+        upper=matrix.max(axis=0),
+        reference_scores=np.zeros(2),
+    )
+
+
+def fit_group(
+    features: np.ndarray,
+    explained_variance: float = DEFAULT_EXPLAINED_VARIANCE,
+    folds: int = CROSS_VALIDATION_FOLDS,
+) -> GroupModel:
+    """Fit one group's model on an (n, d) matrix of normal drawings' features.
+
+    The reference scores are out-of-fold scores (each drawing scored by a model fitted
+    without it, ``folds``-fold), so that the threshold reflects how the model scores drawings
+    it has not seen rather than the ones it was fitted to.
+    """
+    matrix = np.asarray(features, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] < MIN_TRAINING_IMAGES:
+        raise ValueError(
+            f"need at least {MIN_TRAINING_IMAGES} drawings to fit, got {matrix.shape[0]}"
+        )
+    if not 0.0 < explained_variance < 1.0:
+        raise ValueError(f"explained variance {explained_variance} is outside (0, 1)")
+    model = _fit_pca(matrix, explained_variance)
+    if folds < 2:
+        reference = model.raw_scores(matrix)
+    else:
+        fold_of = np.arange(matrix.shape[0]) % folds
+        reference = np.empty(matrix.shape[0])
+        for fold in range(folds):
+            held_out = fold_of == fold
+            fold_model = _fit_pca(matrix[~held_out], explained_variance)
+            reference[held_out] = fold_model.raw_scores(matrix[held_out])
+    return replace(model, reference_scores=np.sort(reference))
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """One model per age group, versioned together."""
+
+    models: dict[str, GroupModel]
+    model_version: str
+    default_percentile: float = DEFAULT_PERCENTILE
+    feature_version: int = FEATURE_VERSION
+    feature_count: int = FEATURE_COUNT
+
+    def score(self, features: np.ndarray, age: int, percentile: float | None = None) -> Score:
+        """Score one drawing's feature vector for a child of ``age``; ``percentile`` overrides
+        the bundle's default threshold percentile (e.g. from the admin configuration)."""
+        group = age_group_for(age)
+        model = self.models.get(group)
+        if model is None:
+            raise ValueError(f"model version {self.model_version} has no model for ages {group}")
+        chosen = check_percentile(self.default_percentile if percentile is None else percentile)
+        anomaly_score = float(model.raw_scores(features)[0])
+        threshold = model.threshold(chosen)
+        return Score(
+            anomaly_score=anomaly_score,
+            threshold=threshold,
+            is_anomaly=anomaly_score > threshold,
+            normalised_score=model.normalised(anomaly_score),
+            age_group=group,
+            model_version=self.model_version,
+            threshold_percentile=chosen,
+        )

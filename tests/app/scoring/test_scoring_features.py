@@ -1,0 +1,98 @@
+"""Features: fixed length, deterministic, independent of size, mode and format."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+from PIL import Image
+
+from app.scoring.features import FEATURE_COUNT, FEATURE_NAMES, extract_features
+from app.scoring.synthetic import generate_drawing
+
+
+def _drawing(size: int = 512, seed: int = 3, age: int = 8) -> Image.Image:
+    return generate_drawing(age, np.random.default_rng(seed), size=size)
+
+
+def test_feature_vector_is_fixed_length_float32_and_finite() -> None:
+    vector = extract_features(_drawing())
+    assert vector.shape == (FEATURE_COUNT,) == (len(FEATURE_NAMES),)
+    assert vector.dtype == np.float32
+    assert np.all(np.isfinite(vector))
+
+
+def test_same_image_gives_identical_features() -> None:
+    first = extract_features(_drawing(seed=11))
+    second = extract_features(_drawing(seed=11))
+    np.testing.assert_array_equal(first, second)
+
+
+def test_different_drawings_give_different_features() -> None:
+    first, second = extract_features(_drawing(seed=1)), extract_features(_drawing(seed=2))
+    assert not np.array_equal(first, second)
+
+
+def test_every_mode_and_odd_size_gives_the_same_length() -> None:
+    base = _drawing(size=300)
+    images = [
+        base.convert("L"),
+        base.convert("RGBA"),
+        base.convert("P"),
+        base.convert("1"),
+        base.convert("LA"),
+        base.convert("CMYK"),
+        base.resize((1000, 240)),
+        Image.new("RGB", (7, 5), "white"),
+        Image.fromarray(np.full((64, 64), 40000, dtype=np.uint16)),
+    ]
+    for image in images:
+        vector = extract_features(image)
+        assert vector.shape == (FEATURE_COUNT,), image.mode
+        assert np.all(np.isfinite(vector)), image.mode
+
+
+def test_transparent_background_counts_as_white_paper() -> None:
+    drawing = np.asarray(_drawing(size=256).convert("RGBA")).copy()
+    paper = drawing[..., :3].min(axis=2) > 230
+    on_white = drawing.copy()
+    on_white[paper] = (255, 255, 255, 255)
+    transparent = drawing.copy()
+    transparent[paper] = (0, 0, 0, 0)  # transparent black must not read as black ink
+    np.testing.assert_allclose(
+        extract_features(Image.fromarray(transparent, "RGBA")),
+        extract_features(Image.fromarray(on_white[..., :3], "RGB")),
+        atol=1e-6,
+    )
+
+
+def test_resolution_barely_changes_features() -> None:
+    large = _drawing(size=1024, seed=5)
+    small = large.resize((512, 512), Image.Resampling.LANCZOS)
+    difference = np.abs(extract_features(large) - extract_features(small))
+    assert float(np.median(difference)) < 0.02
+
+
+def test_blank_and_black_pages_sit_at_the_ends_of_the_ink_scale() -> None:
+    blank = extract_features(Image.new("RGB", (512, 512), "white"))
+    black = extract_features(Image.new("RGB", (512, 512), "black"))
+    drawing = extract_features(_drawing())
+    ink = FEATURE_NAMES.index("ink_mean")
+    coverage = FEATURE_NAMES.index("ink_coverage_log")
+    assert blank[ink] == 0.0 and blank[coverage] == 0.0
+    assert black[ink] == 1.0 and black[coverage] == 1.0
+    assert 0.0 < drawing[coverage] < 1.0
+
+
+def test_a_1024_png_is_decoded_and_featurised_quickly() -> None:
+    buffer = io.BytesIO()
+    _drawing(size=1024, seed=9, age=12).save(buffer, "PNG")
+    data = buffer.getvalue()
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        with Image.open(io.BytesIO(data)) as image:
+            extract_features(image)
+        timings.append(time.perf_counter() - start)
+    assert min(timings) < 0.15  # measured ~20 ms; generous for slow CI machines

@@ -1,0 +1,141 @@
+"""Per-age-group PCA models: groups, thresholds, normalised scores, detection rates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.scoring.features import FEATURE_COUNT, extract_features
+from app.scoring.model import (
+    AGE_GROUPS,
+    MIN_TRAINING_IMAGES,
+    ModelBundle,
+    age_group_for,
+    fit_group,
+)
+from app.scoring.store import load_packaged_bundle
+from app.scoring.synthetic import ANOMALY_KINDS, generate_drawing
+
+FRESH_SEED = 777  # not the packaging seed: these drawings were never seen in training
+
+
+@pytest.fixture(scope="module")
+def packaged() -> ModelBundle:
+    return load_packaged_bundle()
+
+
+@pytest.mark.parametrize(
+    ("age", "group"),
+    [(2, "2-4"), (4, "2-4"), (5, "5-7"), (7, "5-7"), (8, "8-10"), (10, "8-10"),
+     (11, "11-13"), (13, "11-13"), (14, "14-18"), (18, "14-18")],
+)  # fmt: skip
+def test_every_age_has_exactly_one_group(age: int, group: str) -> None:
+    assert age_group_for(age) == group
+    assert sum(g.contains(age) for g in AGE_GROUPS) == 1
+
+
+@pytest.mark.parametrize("age", [1, 19, -3, 2.5, "7", True])
+def test_ages_outside_2_to_18_or_not_whole_are_refused(age: object) -> None:
+    with pytest.raises(ValueError):
+        age_group_for(age)  # type: ignore[arg-type]
+
+
+def test_normal_drawings_mostly_pass_and_gross_anomalies_are_caught(
+    packaged: ModelBundle,
+) -> None:
+    rng = np.random.default_rng(FRESH_SEED)
+    normal = [
+        packaged.score(extract_features(generate_drawing(age, rng, 512)), age).is_anomaly
+        for age in range(2, 19)
+        for _ in range(4)
+    ]
+    anomalous = [
+        packaged.score(extract_features(generate_drawing(age, rng, 512, kind=kind)), age).is_anomaly
+        for kind in ANOMALY_KINDS
+        for age in (3, 6, 9, 12, 16)
+    ]
+    false_positive_rate = sum(normal) / len(normal)
+    detection_rate = sum(anomalous) / len(anomalous)
+    assert false_positive_rate <= 0.15, false_positive_rate
+    assert detection_rate >= 0.8, detection_rate
+
+
+@pytest.mark.parametrize("kind", ["blank", "saturated", "noise"])
+def test_each_gross_anomaly_kind_is_detected(packaged: ModelBundle, kind: str) -> None:
+    rng = np.random.default_rng(FRESH_SEED + 1)
+    hits = [
+        packaged.score(extract_features(generate_drawing(age, rng, 512, kind=kind)), age)
+        for age in (2, 5, 8, 11, 14, 17)
+    ]
+    assert sum(s.is_anomaly for s in hits) >= 5
+    assert min(s.normalised_score for s in hits) >= 90.0
+
+
+def test_score_reports_group_version_threshold_and_percentile(packaged: ModelBundle) -> None:
+    features = extract_features(generate_drawing(6, np.random.default_rng(5), 512))
+    score = packaged.score(features, 6)
+    assert score.age_group == "5-7"
+    assert score.model_version == packaged.model_version
+    assert score.threshold_percentile == packaged.default_percentile == 95.0
+    assert score.threshold == packaged.models["5-7"].threshold(95.0)
+    assert score.is_anomaly == (score.anomaly_score > score.threshold)
+    assert 0.0 <= score.normalised_score <= 100.0
+
+
+def test_changing_the_percentile_changes_the_verdict_without_retraining(
+    packaged: ModelBundle,
+) -> None:
+    model = packaged.models["8-10"]
+    reference = model.reference_scores
+    # A score between the 60th and 95th percentiles of the reference scores.
+    borderline = float(np.percentile(reference, 80))
+    lenient_threshold = model.threshold(95.0)
+    strict_threshold = model.threshold(60.0)
+    assert strict_threshold < borderline < lenient_threshold
+    rng = np.random.default_rng(8)
+    for _ in range(200):  # find a real drawing that lands between the two thresholds
+        features = extract_features(generate_drawing(9, rng, 256))
+        raw = float(model.raw_scores(features)[0])
+        if strict_threshold < raw <= lenient_threshold:
+            break
+    else:
+        pytest.fail("no drawing scored between the 60th and 95th percentile")
+    assert packaged.score(features, 9).is_anomaly is False
+    assert packaged.score(features, 9, percentile=60.0).is_anomaly is True
+
+
+def test_percentiles_outside_50_to_99_9_are_refused(packaged: ModelBundle) -> None:
+    features = np.zeros(FEATURE_COUNT, dtype=np.float32)
+    for percentile in (49.9, 99.95, 100.0):
+        with pytest.raises(ValueError, match="percentile"):
+            packaged.score(features, 9, percentile=percentile)
+
+
+def test_normalised_score_is_the_percentile_among_reference_scores() -> None:
+    rng = np.random.default_rng(0)
+    model = fit_group(rng.normal(size=(200, 12)), explained_variance=0.8)
+    reference = model.reference_scores
+    assert np.all(np.diff(reference) >= 0)
+    assert model.normalised(float(reference[-1]) + 1.0) == 100.0
+    assert model.normalised(float(reference[0]) - 1.0) == 0.0
+    assert model.normalised(float(reference[99])) == pytest.approx(50.0)
+
+
+def test_reference_scores_are_out_of_fold_so_unseen_data_passes_at_the_stated_rate() -> None:
+    rng = np.random.default_rng(1)
+    mixing = rng.normal(size=(6, 30))
+    train = rng.normal(size=(150, 6)) @ mixing + 0.3 * rng.normal(size=(150, 30))
+    fresh = rng.normal(size=(2000, 6)) @ mixing + 0.3 * rng.normal(size=(2000, 30))
+    model = fit_group(train, explained_variance=0.9)
+    flagged = float((model.raw_scores(fresh) > model.threshold(95.0)).mean())
+    assert flagged < 0.12
+
+
+def test_fitting_needs_enough_drawings() -> None:
+    with pytest.raises(ValueError, match=f"at least {MIN_TRAINING_IMAGES}"):
+        fit_group(np.zeros((MIN_TRAINING_IMAGES - 1, 5)))
+
+
+def test_a_wrong_length_feature_vector_is_refused(packaged: ModelBundle) -> None:
+    with pytest.raises(ValueError, match="model expects"):
+        packaged.score(np.zeros(FEATURE_COUNT - 1, dtype=np.float32), 9)

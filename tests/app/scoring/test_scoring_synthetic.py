@@ -1,0 +1,66 @@
+"""Synthetic drawings: deterministic, age-dependent, anomalies of every kind."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.scoring.features import FEATURE_NAMES, extract_features
+from app.scoring.synthetic import ANOMALY_KINDS, generate_drawing, generate_reference_set
+
+
+def test_same_seed_gives_the_same_pixels() -> None:
+    first = generate_drawing(6, np.random.default_rng(42), size=256)
+    second = generate_drawing(6, np.random.default_rng(42), size=256)
+    assert first.tobytes() == second.tobytes()
+    assert first.size == (256, 256) and first.mode == "RGB"
+
+
+def test_older_children_use_more_colours_and_finer_strokes() -> None:
+    def mean_feature(age: int, name: str) -> float:
+        rng = np.random.default_rng(100 + age)
+        index = FEATURE_NAMES.index(name)
+        return float(
+            np.mean([extract_features(generate_drawing(age, rng, 256))[index] for _ in range(12)])
+        )
+
+    assert mean_feature(16, "palette_size") > mean_feature(3, "palette_size")
+    assert mean_feature(16, "stroke_thickness") < mean_feature(3, "stroke_thickness")
+
+
+@pytest.mark.parametrize("kind", ANOMALY_KINDS)
+def test_every_anomaly_kind_is_drawn(kind: str) -> None:
+    image = generate_drawing(9, np.random.default_rng(1), size=128, kind=kind)
+    assert image.size == (128, 128) and image.mode == "RGB"
+
+
+def test_anomalous_picks_a_kind_and_unknown_kinds_are_refused() -> None:
+    generate_drawing(9, np.random.default_rng(1), size=128, anomalous=True)
+    with pytest.raises(ValueError, match="unknown anomaly kind"):
+        generate_drawing(9, np.random.default_rng(1), size=128, kind="sparkly")
+
+
+def test_age_and_size_are_checked() -> None:
+    with pytest.raises(ValueError, match="outside 2..18"):
+        generate_drawing(1, np.random.default_rng(1))
+    with pytest.raises(ValueError, match="too small"):
+        generate_drawing(5, np.random.default_rng(1), size=10)
+
+
+def test_reference_set_writes_pngs_and_a_manifest(tmp_path: Path) -> None:
+    manifest = generate_reference_set(tmp_path / "ref", 2, seed=5, size=96, ages=range(4, 7))
+    with manifest.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["age"]) for r in rows] == [4, 4, 5, 5, 6, 6]
+    assert all(r["subject"] for r in rows)
+    for row in rows:
+        with Image.open(tmp_path / "ref" / row["file"]) as image:
+            assert image.format == "PNG" and image.size == (96, 96)
+    again = generate_reference_set(tmp_path / "again", 2, seed=5, size=96, ages=range(4, 7))
+    assert again.read_text() == manifest.read_text()
+    first = (tmp_path / "ref" / rows[0]["file"]).read_bytes()
+    assert (tmp_path / "again" / rows[0]["file"]).read_bytes() == first
