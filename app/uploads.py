@@ -120,7 +120,9 @@ def decode_drawing(data: bytes, max_bytes: int, min_side: int, max_pixels: int) 
                 )
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UploadRefused(413, "image refused: it decompresses to too many pixels") from None
+        raise UploadRefused(
+            413, "image too large: it decompresses to too many pixels (decompression bomb)"
+        ) from None
     except UnidentifiedImageError:
         raise UploadRefused(
             422, f"the file starts like a {kind.pillow_format} image but cannot be read"

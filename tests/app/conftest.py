@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,14 +44,26 @@ def test_model() -> ModelBundle:
     return fit_bundle(features, ages, version_prefix="test")
 
 
+@pytest.fixture(scope="session")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty database at the newest schema, migrated once and copied by each test."""
+    path = tmp_path_factory.mktemp("template") / "app.db"
+    migrate(load_settings(AppSettings, database_path=path), backup_command=None)
+    return path
+
+
 @pytest.fixture
-def make_client(aws: AwsClients, test_model: ModelBundle) -> Iterator[Callable[..., TestClient]]:
+def make_client(
+    aws: AwsClients, test_model: ModelBundle, migrated_database: Path
+) -> Iterator[Callable[..., TestClient]]:
     """A started app (lifespan run) on a migrated database, with moto behind it and the test
     model as the newest version in the models bucket."""
     clients: list[TestClient] = []
 
     def make(settings: AppSettings, upload_model: bool = True, **kwargs: object) -> TestClient:
-        migrate(settings, backup_command=None)
+        if not settings.database_path.exists():
+            settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(migrated_database, settings.database_path)
         if upload_model:
             upload_bundle(aws("s3"), settings.s3_bucket_models, test_model)
         client = TestClient(create_app(settings), **kwargs)  # type: ignore[arg-type]
