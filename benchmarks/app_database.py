@@ -1,7 +1,8 @@
 """App databases of a chosen size for the benchmarks, in rollback-journal mode.
 
-The schema is the one the app writes (see `create_app_database` in tests/conftest.py):
-`drawings` and `analyses` with realistic values and the indexes the app queries by.
+The schema is the app's (app/migrations/versions/0001_initial.py, as Alembic creates it):
+`drawings` and `analyses` with realistic values, the unique storage key and the index on
+`analyses.created_at`.
 Rows go in through `executemany` in large transactions with the journal off; the finished
 file is switched to journal_mode=DELETE like the production database. Files are cached by
 size under `benchmarks/work/`, so a second run reuses them.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,28 +20,28 @@ WORK_DIR = Path(__file__).resolve().parent / "work"
 BATCH_ROWS = 50_000
 # A drawing plus its analysis, indexes included, takes about 500 bytes of the file.
 _BYTES_PER_ROW_PAIR = 500
-_GENERATOR_VERSION = 1
+_GENERATOR_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE drawings (
-    id INTEGER PRIMARY KEY, filename TEXT, content_type TEXT, size_bytes INTEGER,
-    sha256 TEXT, age_years INTEGER, subject TEXT, storage_key TEXT, created_at TEXT);
+    id INTEGER NOT NULL PRIMARY KEY, filename TEXT NOT NULL, content_type TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL, sha256 TEXT NOT NULL, age_years INTEGER NOT NULL,
+    subject TEXT, storage_key TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
 CREATE TABLE analyses (
-    id INTEGER PRIMARY KEY, drawing_id INTEGER REFERENCES drawings(id),
-    created_at TEXT, model_version TEXT, age_group TEXT, anomaly_score REAL,
-    threshold REAL, is_anomaly INTEGER, normalised_score REAL, processing_time_ms REAL);
-CREATE TABLE alembic_version (version_num TEXT PRIMARY KEY);
-CREATE INDEX ix_drawings_created_at ON drawings (created_at);
-CREATE UNIQUE INDEX ix_drawings_sha256 ON drawings (sha256);
-CREATE INDEX ix_analyses_drawing_id ON analyses (drawing_id);
+    id INTEGER NOT NULL PRIMARY KEY, drawing_id INTEGER NOT NULL REFERENCES drawings (id),
+    created_at TEXT NOT NULL, model_version TEXT NOT NULL, age_group TEXT NOT NULL,
+    anomaly_score FLOAT NOT NULL, threshold FLOAT NOT NULL, is_anomaly BOOLEAN NOT NULL,
+    normalised_score FLOAT NOT NULL, processing_time_ms FLOAT NOT NULL);
 CREATE INDEX ix_analyses_created_at ON analyses (created_at);
-CREATE INDEX ix_analyses_age_group_anomaly ON analyses (age_group, is_anomaly);
+CREATE TABLE app_config (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL,
+    updated_at TEXT NOT NULL);
+CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY);
 INSERT INTO alembic_version VALUES ('0001_initial');
+INSERT INTO app_config VALUES ('anomaly_threshold_percentile', '95', '2026-01-01T00:00:00+00:00');
 PRAGMA user_version = 1;
 """
 
 _SUBJECTS = ("house", "family", "tree", "person", "animal", "free drawing", "self portrait")
-_CONTENT_TYPES = ("image/png", "image/png", "image/jpeg")
 _AGE_GROUPS = {age: f"{age - age % 2}-{age - age % 2 + 1}" for age in range(2, 19)}
 _THRESHOLDS = {
     group: 0.82 + 0.01 * index for index, group in enumerate(sorted(set(_AGE_GROUPS.values())))
@@ -98,15 +98,10 @@ def generate_app_database(path: Path, size_bytes: int, seed: int = 7) -> int:
         written = 0
         while (missing := size_bytes - _file_bytes(conn)) > 0:
             batch = max(1_000, min(BATCH_ROWS, missing // _BYTES_PER_ROW_PAIR))
+            drawings, analyses = _rows(rng, written + 1, batch)
             conn.execute("BEGIN")
-            conn.executemany(
-                "INSERT INTO drawings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _drawing_rows(rng, written + 1, batch),
-            )
-            conn.executemany(
-                "INSERT INTO analyses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _analysis_rows(rng, written + 1, batch),
-            )
+            conn.executemany("INSERT INTO drawings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", drawings)
+            conn.executemany("INSERT INTO analyses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", analyses)
             conn.execute("COMMIT")
             written += batch
         conn.execute("PRAGMA journal_mode = DELETE")
@@ -122,46 +117,57 @@ def _file_bytes(conn: sqlite3.Connection) -> int:
     return int(pages) * int(page_size)
 
 
-def _stamp(row_id: int) -> str:
-    """Timestamps that grow with the id, about one upload a minute, like a busy service."""
-    return (_EPOCH + timedelta(seconds=row_id * 61)).isoformat(timespec="seconds")
+_ROW_SPACING_S = 61  # about one upload a minute, like a busy service
 
 
-def _drawing_rows(rng: random.Random, first_id: int, count: int) -> Iterator[tuple[object, ...]]:
+def _rows(
+    rng: random.Random, first_id: int, count: int
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """`count` drawings and their analyses; timestamps grow with the id."""
+    drawings: list[tuple[object, ...]] = []
+    analyses: list[tuple[object, ...]] = []
+    days: dict[int, str] = {}
+    draw, bits = rng.random, rng.getrandbits
     for row_id in range(first_id, first_id + count):
-        created = _stamp(row_id)
-        content_type = rng.choice(_CONTENT_TYPES)
-        extension = "png" if content_type == "image/png" else "jpg"
-        yield (
-            row_id,
-            f"IMG_{created[:10].replace('-', '')}_{rng.randrange(10**6):06d}.{extension}",
-            content_type,
-            rng.randint(18_000, 4_800_000),
-            rng.getrandbits(256).to_bytes(32, "big").hex(),
-            rng.randint(2, 18),
-            rng.choice(_SUBJECTS),
-            f"drawings/{created[:10].replace('-', '/')}/{rng.getrandbits(128):032x}.{extension}",
-            created,
+        day, second = divmod(row_id * _ROW_SPACING_S, 86_400)
+        if day not in days:
+            days[day] = (_EPOCH + timedelta(days=day)).date().isoformat()
+        date = days[day]
+        hour, rest = divmod(second, 3600)
+        created = f"{date}T{hour:02d}:{rest // 60:02d}:{rest % 60:02d}+00:00"
+        extension, content_type = ("jpg", "image/jpeg") if draw() < 0.3 else ("png", "image/png")
+        age = 2 + bits(16) % 17
+        drawings.append(
+            (
+                row_id,
+                f"IMG_{date.replace('-', '')}_{bits(20):06d}.{extension}",
+                content_type,
+                18_000 + bits(22),
+                f"{bits(256):064x}",
+                age,
+                _SUBJECTS[bits(8) % len(_SUBJECTS)],
+                f"drawings/{date.replace('-', '/')}/{bits(128):032x}.{extension}",
+                created,
+            )
         )
-
-
-def _analysis_rows(rng: random.Random, first_id: int, count: int) -> Iterator[tuple[object, ...]]:
-    for row_id in range(first_id, first_id + count):
-        age_group = _AGE_GROUPS[rng.randint(2, 18)]
+        age_group = _AGE_GROUPS[age]
         threshold = _THRESHOLDS[age_group]
-        score = rng.betavariate(2, 5)
-        yield (
-            row_id,
-            row_id,
-            _stamp(row_id),
-            rng.choice(_MODEL_VERSIONS),
-            age_group,
-            round(score, 6),
-            threshold,
-            int(score > threshold),
-            round(score / threshold, 6),
-            round(rng.lognormvariate(4.6, 0.35), 2),
+        score = draw() ** 2.2
+        analyses.append(
+            (
+                row_id,
+                row_id,
+                created,
+                _MODEL_VERSIONS[bits(8) % len(_MODEL_VERSIONS)],
+                age_group,
+                round(score, 6),
+                threshold,
+                int(score > threshold),
+                round(score / threshold, 6),
+                round(60 + 90 * draw() + 400 * draw() ** 8, 2),
+            )
         )
+    return drawings, analyses
 
 
 def main() -> None:
