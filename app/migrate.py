@@ -54,22 +54,15 @@ class MigrationOutcome:
         return f"applied {len(self.applied)} migration(s): {', '.join(self.applied)}{backup}"
 
 
-def alembic_config() -> Config:
+def alembic_config(migrations_dir: Path = MIGRATIONS_DIR) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir))
     return config
 
 
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    if head is None:  # pragma: no cover - the package always ships migrations
-        raise MigrationError("no migrations found in the app package")
-    return head
-
-
-def pending_revisions(engine: Engine) -> list[str]:
+def pending_revisions(engine: Engine, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
     """Revisions between the database's current one and the head, oldest first."""
-    script = ScriptDirectory.from_config(alembic_config())
+    script = ScriptDirectory.from_config(alembic_config(migrations_dir))
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     upgrades = script.iterate_revisions(script.get_current_head(), current)
@@ -104,23 +97,25 @@ def run_backup(backup_command: Sequence[str]) -> None:
 
 
 def migrate(
-    settings: AppSettings, backup_command: Sequence[str] | None = BACKUP_COMMAND
+    settings: AppSettings,
+    backup_command: Sequence[str] | None = BACKUP_COMMAND,
+    migrations_dir: Path = MIGRATIONS_DIR,
 ) -> MigrationOutcome:
     """Bring the app database to the newest schema; `backup_command=None` skips the backup
-    (only for callers that took one themselves)."""
+    (only for callers that took one themselves, and tests)."""
     path = settings.database_path
     existed = path.exists()
     engine = make_engine(path, settings.sqlite_busy_timeout_ms)
     try:
         fresh = not existed or _is_fresh(path, engine)
-        pending = pending_revisions(engine)
+        pending = pending_revisions(engine, migrations_dir)
         if not pending:
             return MigrationOutcome(applied=[], backed_up=False, fresh_install=fresh)
         backed_up = False
         if not fresh and backup_command is not None:
             run_backup(backup_command)
             backed_up = True
-        config = alembic_config()
+        config = alembic_config(migrations_dir)
         with engine.begin() as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")

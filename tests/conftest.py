@@ -92,6 +92,7 @@ def create_app_database(path: Path, analyses: int = 200, seed: int = 7) -> Path:
             id INTEGER PRIMARY KEY, drawing_id INTEGER REFERENCES drawings(id),
             created_at TEXT, model_version TEXT, age_group TEXT, anomaly_score REAL,
             threshold REAL, is_anomaly INTEGER, normalised_score REAL, processing_time_ms REAL);
+        CREATE INDEX ix_analyses_created_at ON analyses (created_at);
         CREATE TABLE alembic_version (version_num TEXT PRIMARY KEY);
         INSERT INTO alembic_version VALUES ('0001_initial');
         PRAGMA user_version = 1;
