@@ -124,17 +124,17 @@ def read_panel(
 class OperationsPanel:
     """Caches a reading for `ttl_s`, so reloading the dashboard does not cost a call each."""
 
-    def __init__(self, settings: AppSettings, clients: AwsClients, ttl_s: float = 60.0) -> None:
+    def __init__(self, settings: AppSettings, clients: AwsClients) -> None:
         self._settings = settings
         self._clients = clients
-        self._ttl_s = ttl_s
+        self._ttl_s = settings.operations_panel_cache_seconds
         self._lock = threading.Lock()
         self._cached: PanelReading | None = None
         self._cached_at = 0.0
 
     def reading(self) -> PanelReading:
         with self._lock:
-            if self._cached is None or time.monotonic() - self._cached_at > self._ttl_s:
+            if self._cached is None or time.monotonic() - self._cached_at >= self._ttl_s:
                 self._cached = read_panel(self._settings, self._clients)
                 self._cached_at = time.monotonic()
             return self._cached

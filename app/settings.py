@@ -26,6 +26,7 @@ class AppSettings(Settings):
     max_image_pixels: int = Field(4096 * 4096, ge=1024)
     analysis_concurrency: int = Field(2, ge=1, le=64)
     dashboard_recent_count: int = Field(20, ge=1, le=500)
+    operations_panel_cache_seconds: float = Field(60.0, ge=0, le=3600)
 
     app_host: str = "127.0.0.1"
     app_port: int = Field(8000, ge=1, le=65535)
