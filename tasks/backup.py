@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
@@ -16,6 +17,7 @@ from tasks.backup_objects import REASONS, BackupMetadata, backup_key, head_backu
 from tasks.checksums import FileDigests, part_size_for
 from tasks.s3_upload import ObjectExists, upload_once
 from tasks.snapshot import (
+    BackgroundIntegrityCheck,
     DatabaseFacts,
     examine,
     integrity_summary,
@@ -58,6 +60,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         )
 
     snapshot: Path | None = None
+    integrity: BackgroundIntegrityCheck | None = None
     try:
         snapshot = snapshot_database(
             settings.database_path, settings.scratch_dir, settings.sqlite_busy_timeout_ms
@@ -67,14 +70,20 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         part_size = part_size_for(snapshot.stat().st_size, settings.backup_part_size_mb << 20)
         facts, digests = examine(snapshot, part_size, settings.sqlite_busy_timeout_ms)
         if facts.integrity_errors:
-            raise TaskError(
-                f"integrity check of the snapshot of {settings.database_path} failed, "
-                f"nothing uploaded: {integrity_summary(facts.integrity_errors)}"
-            )
+            _refuse(settings.database_path, facts.integrity_errors)
         metadata = _metadata(facts, digests, args.reason, taken_at.isoformat(timespec="seconds"))
         encoded = metadata.to_s3()
         details: dict[str, Any] = {**where, "bytes": digests.size, "sha256": digests.sha256}
+        # The integrity check runs while the parts go up; the upload completes only if it passes.
+        integrity = BackgroundIntegrityCheck(snapshot, settings.sqlite_busy_timeout_ms)
+        checked = integrity
+
+        def require_integrity() -> None:
+            if errors := checked.errors():
+                _refuse(settings.database_path, errors)
+
         if args.dry_run:
+            require_integrity()
             return TaskResult(
                 TASK,
                 Status.OK,
@@ -93,6 +102,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
                 encoded,
                 concurrency=settings.backup_upload_concurrency,
                 check_stop=ctx.check_stop,
+                before_complete=require_integrity,
             )
         except ObjectExists:
             return TaskResult(
@@ -100,6 +110,8 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
             )
         details["checksum_sha256"] = verify_uploaded(s3, bucket, key, digests)
     finally:
+        if integrity is not None:
+            integrity.cancel()
         remove_quietly(snapshot)
 
     duration = time.monotonic() - began
@@ -110,6 +122,13 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         Status.OK,
         f"uploaded {key} ({digests.size} bytes, {digests.part_count} parts) to s3://{bucket}",
         details,
+    )
+
+
+def _refuse(database: Path, errors: Sequence[str]) -> NoReturn:
+    raise TaskError(
+        f"integrity check of the snapshot of {database} failed, "
+        f"nothing uploaded: {integrity_summary(errors)}"
     )
 
 

@@ -84,8 +84,11 @@ def upload_once(
     *,
     concurrency: int = 4,
     check_stop: Callable[[], None] = lambda: None,
+    before_complete: Callable[[], None] = lambda: None,
 ) -> None:
-    """Upload `path` to `key` unless the key exists; raise ObjectExists if it does."""
+    """Upload `path` to `key` unless the key exists; raise ObjectExists if it does.
+
+    `before_complete` runs once every part is up; raising there aborts the upload."""
     try:
         created = s3.create_multipart_upload(
             Bucket=bucket,
@@ -102,6 +105,7 @@ def upload_once(
     try:
         parts = _upload_parts(s3, bucket, key, upload_id, path, digests, concurrency, check_stop)
         check_stop()
+        before_complete()
         try:
             s3.complete_multipart_upload(
                 Bucket=bucket,

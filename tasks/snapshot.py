@@ -6,6 +6,8 @@ import contextlib
 import os
 import sqlite3
 import tempfile
+import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +36,7 @@ class DatabaseFacts:
     integrity_errors: tuple[str, ...] = ()
 
 
-def integrity_summary(errors: tuple[str, ...] | list[str], shown: int = 2) -> str:
+def integrity_summary(errors: Sequence[str], shown: int = 2) -> str:
     """integrity_check's report on one line: the first problems and how many there were."""
     lines = [
         line.strip()
@@ -96,14 +98,16 @@ def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: i
     return target
 
 
-def read_database_facts(path: Path, busy_timeout_ms: int = 30_000) -> DatabaseFacts:
-    """Integrity check, page layout, schema version and row counts, opened read-only."""
+def read_database_facts(
+    path: Path, busy_timeout_ms: int = 30_000, *, check_integrity: bool = True
+) -> DatabaseFacts:
+    """Integrity check (unless told not to), page layout, schema version and row counts."""
     try:
         conn = connect(path, readonly=True, busy_timeout_ms=busy_timeout_ms)
     except DatabaseError as exc:
         return DatabaseFacts(0, 0, sqlite3.sqlite_version, 0, None, {}, (str(exc),))
     try:
-        errors = integrity_errors(conn)
+        errors = integrity_errors(conn) if check_integrity else []
         if errors:
             return DatabaseFacts(0, 0, sqlite3.sqlite_version, 0, None, {}, tuple(errors))
         return DatabaseFacts(
@@ -121,8 +125,53 @@ def read_database_facts(path: Path, busy_timeout_ms: int = 30_000) -> DatabaseFa
 
 
 def examine(path: Path, part_size: int, busy_timeout_ms: int) -> tuple[DatabaseFacts, FileDigests]:
-    """Facts and digests of a file, side by side: SQLite and hashlib both release the GIL."""
+    """Facts (without the integrity check) and digests of a file, side by side: SQLite and
+    hashlib both release the GIL."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
         digests = pool.submit(file_digests, path, part_size)
-        facts = read_database_facts(path, busy_timeout_ms)
+        facts = read_database_facts(path, busy_timeout_ms, check_integrity=False)
         return facts, digests.result()
+
+
+class BackgroundIntegrityCheck:
+    """`PRAGMA integrity_check` in a thread, so that it runs while the parts upload."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int = 30_000) -> None:
+        self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._conn: sqlite3.Connection | None = None
+        self._opened = threading.Event()
+        self._errors: list[str] = []
+        self._thread = threading.Thread(target=self._check, name="integrity-check", daemon=True)
+        self._thread.start()
+
+    def _check(self) -> None:
+        try:
+            self._conn = connect(
+                self._path,
+                readonly=True,
+                busy_timeout_ms=self._busy_timeout_ms,
+                check_same_thread=False,
+            )
+        except DatabaseError as exc:
+            self._errors = [str(exc)]
+            return
+        finally:
+            self._opened.set()
+        try:
+            self._errors = integrity_errors(self._conn)
+        finally:
+            self._conn.close()
+
+    def errors(self) -> list[str]:
+        """Wait for the check; the problems it found (empty when the file is sound)."""
+        self._thread.join()
+        return self._errors
+
+    def cancel(self) -> None:
+        """Stop a check still running (on failure or SIGTERM) and wait for the thread."""
+        self._opened.wait()
+        if self._thread.is_alive() and self._conn is not None:
+            with contextlib.suppress(sqlite3.ProgrammingError):
+                self._conn.interrupt()
+        self._thread.join()

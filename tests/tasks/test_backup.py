@@ -220,3 +220,18 @@ def test_backup_under_a_prefix(make_ctx: Any, app_db: Path, settings: Settings, 
     assert result.status is Status.OK
     assert bucket_keys(s3, settings.s3_bucket_backups) == [result.details["key"]]
     assert result.details["key"].startswith("app-db/backup-")
+
+
+def test_integrity_failure_found_during_the_upload_aborts_it(
+    make_ctx: Any, app_db: Path, settings: Settings, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        "tasks.snapshot.integrity_errors",
+        lambda conn: ["*** in database main ***\nrow 3 missing from index analyses_by_time"],
+    )
+    result = run_task(make_ctx("backup"))
+    assert result.exit_code == 1
+    assert result.message.endswith("nothing uploaded: row 3 missing from index analyses_by_time")
+    assert bucket_keys(s3, settings.s3_bucket_backups) == []
+    assert s3.list_multipart_uploads(Bucket=settings.s3_bucket_backups).get("Uploads", []) == []
+    assert scratch_files(settings.scratch_dir) == []
