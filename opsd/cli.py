@@ -167,12 +167,16 @@ def start_local_aws(settings: Settings, port: int | None) -> tuple[EmbeddedAws, 
     from opsd.local_resources import provision
 
     embedded = EmbeddedAws(
-        port or settings.local_aws_port, log_path=settings.ops_state_path.parent / "local-aws.log"
+        port or settings.local_aws_port, folder=settings.ops_state_path.parent / "local-aws"
     )
     url = embedded.start()
-    point_environment_at(url)
+    point_environment_at(embedded)
     settings = settings.model_copy(update={"aws_endpoint_url": url})
-    created = provision(settings, AwsClients(settings))
+    try:
+        created = provision(settings, AwsClients(settings))
+    except Exception as exc:
+        embedded.stop()
+        raise LocalAwsError(describe_aws_error("create the local resources", exc)) from exc
     topic = getattr(created, "topic_arn", None)
     if topic:
         os.environ["ALERT_TOPIC_ARN"] = topic
@@ -237,9 +241,11 @@ def print_banner(settings: Settings, embedded: EmbeddedAws | None, app_port: int
         lines += [f"  app:        {base}/demo   dashboard: {base}/dashboard   docs: {base}/docs"]
     if embedded is not None:
         lines += [
-            f"  AWS (local): {embedded.url}",
-            f"      aws --endpoint-url {embedded.url} s3 ls s3://{settings.s3_bucket_backups}/",
-            "      (credentials: AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local)",
+            f"  AWS (local): {embedded.url}  — for the AWS CLI:",
+            f"      export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local "
+            f"AWS_CA_BUNDLE={embedded.cert_path.resolve()}",
+            f"      .venv/bin/aws --endpoint-url {embedded.url} s3 ls "
+            f"s3://{settings.s3_bucket_backups}/",
         ]
     lines += [
         f"  database:   {Path(settings.database_path).resolve()}",

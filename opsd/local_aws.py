@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from opsd.local_tls import ensure_certificate
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
@@ -27,15 +30,17 @@ def port_in_use(host: str, port: int) -> bool:
 class EmbeddedAws:
     """moto's server in a child process, so its CPU and memory are not the daemon's."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", log_path: Path | None = None) -> None:
+    def __init__(self, port: int, folder: Path, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = port
-        self.log_path = log_path
+        self.folder = folder
+        self.log_path = folder / "local-aws.log"
+        self.cert_path, self.key_path = ensure_certificate(folder)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     def start(self, timeout_s: float = 30.0) -> str:
         if port_in_use(self.host, self.port):
@@ -43,17 +48,27 @@ class EmbeddedAws:
                 f"LOCAL_AWS_PORT {self.port} is in use on {self.host}: stop what runs there "
                 "or choose another port"
             )
-        output = subprocess.DEVNULL
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            output = self.log_path.open("ab")  # type: ignore[assignment]
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with self.log_path.open("ab") as output:
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    self.host,
+                    "-p",
+                    str(self.port),
+                    "-s",
+                    "-c",
+                    str(self.cert_path),
+                    "-k",
+                    str(self.key_path),
+                ],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -67,8 +82,11 @@ class EmbeddedAws:
         raise LocalAwsError(f"embedded AWS endpoint did not answer on {self.url} in {timeout_s}s")
 
     def ready(self) -> bool:
+        context = ssl.create_default_context(cafile=str(self.cert_path))
         try:
-            with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=1):
+            with urllib.request.urlopen(
+                f"{self.url}/moto-api/data.json", timeout=1, context=context
+            ):
                 return True
         except (urllib.error.URLError, OSError):
             return False
@@ -84,9 +102,10 @@ class EmbeddedAws:
             self._process.wait()
 
 
-def point_environment_at(url: str) -> None:
+def point_environment_at(embedded: EmbeddedAws) -> None:
     """Every boto3 client, the AWS CLI and child processes use the local endpoint."""
-    os.environ["AWS_ENDPOINT_URL"] = url
+    os.environ["AWS_ENDPOINT_URL"] = embedded.url
+    os.environ["AWS_CA_BUNDLE"] = str(embedded.cert_path)
     os.environ.update(LOCAL_CREDENTIALS)
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)

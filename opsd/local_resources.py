@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import calendar
 import json
+import os
+import ssl
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -157,5 +159,7 @@ def _queue_local_cost_breakdown(settings: Settings, now: datetime) -> None:
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=10) as answer:
+    # The embedded endpoint speaks TLS with its own certificate, trusted via AWS_CA_BUNDLE.
+    context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE"))
+    with urllib.request.urlopen(request, timeout=10, context=context) as answer:
         answer.read()
