@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 from app.database import utc_now
+from app.scoring import GROUP_NAMES
 from app.tables import analyses, drawings
 
 
@@ -133,7 +134,7 @@ def analysis_stats(engine: Engine, since_24h: str, sample: int = 5000) -> Analys
         total=int(total),
         anomalies=int(anomalies),
         last_24h=int(last_24h),
-        by_age_group={str(k): int(v) for k, v in sorted(groups.items())},
+        by_age_group={g: int(groups[g]) for g in GROUP_NAMES if g in groups},
         processing_ms_p50=p50,
         processing_ms_p95=p95,
         processing_ms_p99=p99,
