@@ -13,6 +13,7 @@ from app.scoring.features import FEATURE_COUNT, FEATURE_VERSION, extract_feature
 from app.scoring.model import (
     AGE_GROUPS,
     DEFAULT_PERCENTILE,
+    GROUP_NAMES,
     MAX_AGE,
     MAX_PERCENTILE,
     MIN_AGE,
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_PERCENTILE",
     "FEATURE_COUNT",
     "FEATURE_VERSION",
+    "GROUP_NAMES",
     "MAX_AGE",
     "MAX_PERCENTILE",
     "MIN_AGE",

@@ -20,7 +20,7 @@ Groups of features (in order):
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageChops, ImageFilter
 
 FEATURE_VERSION = 1
 WORK_SIZE = 256
@@ -92,9 +92,9 @@ def _downscale(image: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     work = rgb.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR)
     # "Paper lightness": the darkest channel of each pixel. Any pigment absorbs some channel,
     # so a yellow crayon counts as ink as much as a pencil does (luminance would miss it).
-    lightness = np.asarray(work, dtype=np.uint8).min(axis=2)
-    gray_image = Image.fromarray(lightness, "L")
-    gray = lightness.astype(np.float32) / 255.0
+    red, green, blue = work.split()
+    gray_image = ImageChops.darker(ImageChops.darker(red, green), blue)
+    gray = np.asarray(gray_image, dtype=np.float32) / 255.0
     # Orientation from a smoothed copy: aliased (pixel-art) strokes and anti-aliased ones, or
     # a native 256 px image and a downscaled 2048 px one, then give the same histogram.
     smooth = np.asarray(gray_image.filter(ImageFilter.GaussianBlur(EDGE_SMOOTHING)))

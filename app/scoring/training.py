@@ -143,6 +143,17 @@ def new_model_version(features: np.ndarray, prefix: str | None = None) -> str:
     return f"{stamp}-{digest.hexdigest()[:8]}"
 
 
+def check_group_sizes(groups: np.ndarray) -> None:
+    """TrainingError naming the first age group with fewer than the minimum drawings."""
+    for group in GROUP_NAMES:
+        count = int((groups == group).sum())
+        if count < MIN_TRAINING_IMAGES:
+            raise TrainingError(
+                f"age group {group} has {count} drawing(s); at least {MIN_TRAINING_IMAGES} "
+                f"per group are needed"
+            )
+
+
 def fit_bundle(
     features: np.ndarray,
     ages: np.ndarray,
@@ -153,14 +164,7 @@ def fit_bundle(
     """Fit every age group's model on an (n, d) feature matrix and the n ages."""
     percentile = check_percentile(percentile)
     groups = np.array([age_group_for(int(age)) for age in ages])
-    too_few = [(g, int((groups == g).sum())) for g in GROUP_NAMES]
-    too_few = [(g, n) for g, n in too_few if n < MIN_TRAINING_IMAGES]
-    if too_few:
-        group, count = too_few[0]
-        raise TrainingError(
-            f"age group {group} has {count} drawing(s); at least {MIN_TRAINING_IMAGES} "
-            f"per group are needed"
-        )
+    check_group_sizes(groups)
     models = {g: fit_group(features[groups == g], explained_variance) for g in GROUP_NAMES}
     for group, model in models.items():
         log.info(
@@ -193,6 +197,7 @@ def train_bundle(
         raise TrainingError(str(exc)) from None
     entries = read_manifest(manifest)
     paths = [_image_path(folder, entry) for entry in entries]  # all checked before the work
+    check_group_sizes(np.array([age_group_for(entry.age) for entry in entries]))
     features = np.empty((len(entries), FEATURE_COUNT), dtype=np.float32)
     for index, (entry, path) in enumerate(zip(entries, paths, strict=True)):
         features[index] = features_of_file(path, entry.line)
