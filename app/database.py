@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.pool import QueuePool
 
 from opsd.database import connect
 
@@ -18,7 +19,11 @@ def make_engine(path: Path, busy_timeout_ms: int) -> Engine:
     def creator() -> Any:
         return connect(path, busy_timeout_ms=busy_timeout_ms, check_same_thread=False)
 
-    engine = create_engine("sqlite://", creator=creator)
+    # "sqlite://" alone would mean an in-memory database and a SingletonThreadPool, which
+    # closes connections other threads still use once it has more than five: a crash.
+    engine = create_engine(
+        f"sqlite:///{path}", creator=creator, poolclass=QueuePool, pool_size=5, max_overflow=10
+    )
 
     # The helper opens connections in autocommit mode (isolation_level=None), so the
     # transaction SQLAlchemy believes in must be begun explicitly.
