@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from opsd.results import Status
+from opsd.results import Status, TaskError
 from opsd.settings import Settings
 from tasks import backup as backup_task
+from tasks.checksums import FileDigests
 from tests.tasks.backup_helpers import (
     add_bulk,
     bucket_keys,
@@ -235,3 +236,22 @@ def test_integrity_failure_found_during_the_upload_aborts_it(
     assert bucket_keys(s3, settings.s3_bucket_backups) == []
     assert s3.list_multipart_uploads(Bucket=settings.s3_bucket_backups).get("Uploads", []) == []
     assert scratch_files(settings.scratch_dir) == []
+
+
+def test_verification_after_upload_reports_every_difference() -> None:
+    digests = FileDigests("ab" * 32, 8192, 8192, (b"\x00" * 32,))
+
+    class WrongObject:
+        def head_object(self, **_: Any) -> dict[str, Any]:
+            return {
+                "ContentLength": 4096,
+                "Metadata": {"sha256": "cd" * 32},
+                "ChecksumSHA256": "AAAA-1",
+                "ServerSideEncryption": "aws:kms",
+            }
+
+    with pytest.raises(TaskError) as caught:
+        backup_task.verify_uploaded(WrongObject(), "b", "backup-x.db", digests)
+    message = str(caught.value)
+    assert message.startswith("verify backup-x.db: size 4096 != 8192; sha256 metadata differs")
+    assert "S3 checksum AAAA-1 !=" in message and "encryption aws:kms != AES256" in message

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import os
 import sqlite3
@@ -12,6 +13,7 @@ import pytest
 
 from opsd.results import Status
 from opsd.settings import Settings
+from tasks.download import ProgressLine
 from tests.tasks.backup_helpers import run_task
 
 KEYS = ("backup-2026-11-20-00-00.db", "backup-2026-11-20-06-00.db", "backup-2026-11-20-12-00.db")
@@ -284,3 +286,23 @@ def test_restored_file_matches_the_recorded_sha256(
     )
     assert hashlib.sha256(target.read_bytes()).hexdigest() == head["Metadata"]["sha256"]
     assert result.details["sha256"] == head["Metadata"]["sha256"]
+
+
+def test_restore_in_place_when_the_database_is_gone(
+    make_ctx: Any, backups: dict[str, bytes], app_db: Path
+) -> None:
+    app_db.unlink()
+    result = run_task(make_ctx("restore"), yes=True)
+    assert result.status is Status.OK, result.message
+    assert "kept" not in result.details
+    assert _analyses(app_db) == 200
+
+
+def test_progress_line_counts_up_to_the_total() -> None:
+    stream = io.StringIO()
+    progress = ProgressLine("restoring backup-x.db", 4 << 20, stream)
+    progress.update(1 << 20)
+    progress.update(4 << 20, final=True)
+    shown = stream.getvalue()
+    assert shown.startswith("\rrestoring backup-x.db  1.0/4.0 MB   25%")
+    assert shown.endswith("4.0/4.0 MB  100%\n")
