@@ -35,6 +35,7 @@ DARK_THRESHOLD = 0.75
 EDGE_THRESHOLD = 0.12
 COLOURFUL_SATURATION = 0.3
 LOG_FLOOR = 1e-4
+REDUCIBLE_MODES = ("RGB", "RGBA", "L", "LA")
 EDGE_SMOOTHING = 1.5  # Gaussian radius in working pixels
 
 
@@ -85,10 +86,14 @@ def _downscale(image: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The working paper lightness (WORK_SIZE², float32 0..1), its smoothed copy for edge
     orientation, and the colour image (COLOUR_SIZE², uint8)."""
     image.draft("RGB", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at reduced scale; else no-op
+    factor = min(image.width, image.height) // (2 * WORK_SIZE)
+    if factor >= 2 and image.mode in REDUCIBLE_MODES:
+        # Cheap box reduction first (alpha-aware), so conversions run on the small image.
+        image = image.reduce(factor)
     rgb = _to_rgb(image)
     factor = min(rgb.width, rgb.height) // (2 * WORK_SIZE)
     if factor >= 2:
-        rgb = rgb.reduce(factor)  # cheap box reduction before the filtered resize
+        rgb = rgb.reduce(factor)
     work = rgb.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR)
     # "Paper lightness": the darkest channel of each pixel. Any pigment absorbs some channel,
     # so a yellow crayon counts as ink as much as a pencil does (luminance would miss it).

@@ -6,6 +6,7 @@ import io
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from app.scoring.features import FEATURE_COUNT, FEATURE_NAMES, extract_features
@@ -53,8 +54,9 @@ def test_every_mode_and_odd_size_gives_the_same_length() -> None:
         assert np.all(np.isfinite(vector)), image.mode
 
 
-def test_transparent_background_counts_as_white_paper() -> None:
-    drawing = np.asarray(_drawing(size=256).convert("RGBA")).copy()
+@pytest.mark.parametrize(("size", "tolerance"), [(256, 1e-6), (1024, 0.01)])
+def test_transparent_background_counts_as_white_paper(size: int, tolerance: float) -> None:
+    drawing = np.asarray(_drawing(size=size).convert("RGBA")).copy()
     paper = drawing[..., :3].min(axis=2) > 230
     on_white = drawing.copy()
     on_white[paper] = (255, 255, 255, 255)
@@ -63,7 +65,7 @@ def test_transparent_background_counts_as_white_paper() -> None:
     np.testing.assert_allclose(
         extract_features(Image.fromarray(transparent, "RGBA")),
         extract_features(Image.fromarray(on_white[..., :3], "RGB")),
-        atol=1e-6,
+        atol=tolerance,
     )
 
 
