@@ -17,10 +17,12 @@ from tasks.backup_objects import REASONS, BackupMetadata, backup_key, head_backu
 from tasks.checksums import FileDigests, part_size_for
 from tasks.s3_upload import ObjectExists, upload_once
 from tasks.snapshot import (
+    SNAPSHOT_PREFIX,
     BackgroundIntegrityCheck,
     DatabaseFacts,
     examine,
     integrity_summary,
+    remove_abandoned,
     remove_quietly,
     snapshot_database,
 )
@@ -54,6 +56,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     key = backup_key(taken_at, settings.backup_prefix)
     where = {"bucket": bucket, "key": key}
     s3 = ctx.clients("s3")
+    _remove_abandoned_snapshots(ctx)
     if not args.dry_run and head_backup(s3, bucket, key) is not None:
         return TaskResult(
             TASK, Status.SKIPPED, f"{key} already exists: backup of this minute done", where
@@ -123,6 +126,16 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         f"uploaded {key} ({digests.size} bytes, {digests.part_count} parts) to s3://{bucket}",
         details,
     )
+
+
+def _remove_abandoned_snapshots(ctx: TaskContext) -> None:
+    """Snapshots of runs killed (SIGKILL, out of memory) before they could clean up; only in
+    a dedicated SCRATCH_DIR, never in the shared system temp directory."""
+    scratch = ctx.settings.scratch_dir
+    if scratch is not None and scratch.is_dir():
+        removed = remove_abandoned(scratch, SNAPSHOT_PREFIX)
+        if removed:
+            ctx.log.info("abandoned snapshots removed", files=[p.name for p in removed])
 
 
 def _refuse(database: Path, errors: Sequence[str]) -> NoReturn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 import tempfile
@@ -48,13 +49,39 @@ def integrity_summary(errors: Sequence[str], shown: int = 2) -> str:
     return "; ".join(lines[:shown]) + more
 
 
+# Scratch files in use by this process, each with an open descriptor holding an flock on
+# it. A process killed with SIGKILL cannot remove its scratch file, but its lock dies with
+# it: a later run removes the scratch files nobody holds (`remove_abandoned`).
+_held: dict[Path, int] = {}
+_held_guard = threading.Lock()
+CLAIMING = ".claiming-"
+SNAPSHOT_PREFIX = "backup-"
+
+
 def scratch_file(directory: Path | None, prefix: str, suffix: str = ".db") -> Path:
-    """A new empty file for temporary work (SCRATCH_DIR, else the system temp dir)."""
+    """A new empty file for temporary work (SCRATCH_DIR, else the system temp dir), locked
+    by this process until `remove_quietly(path)`."""
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
-    os.close(descriptor)
-    return Path(name)
+    while True:
+        # Locked before it takes its real name, so no cleaner ever sees it unlocked.
+        descriptor, name = tempfile.mkstemp(
+            prefix=f"{CLAIMING}{prefix}", suffix=suffix, dir=directory
+        )
+        claiming = Path(name)
+        path = claiming.with_name(claiming.name.removeprefix(CLAIMING))
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            os.link(claiming, path)
+        except (FileExistsError, FileNotFoundError):
+            os.close(descriptor)
+            continue
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                claiming.unlink()
+        with _held_guard:
+            _held[path] = descriptor
+        return path
 
 
 def remove_quietly(path: Path | None) -> None:
@@ -64,6 +91,34 @@ def remove_quietly(path: Path | None) -> None:
     for leftover in (path, path.with_name(path.name + "-journal")):
         with contextlib.suppress(FileNotFoundError):
             leftover.unlink()
+    with _held_guard:
+        descriptor = _held.pop(path, None)
+    if descriptor is not None:
+        os.close(descriptor)
+
+
+def remove_abandoned(directory: Path, prefix: str, suffix: str = ".db") -> list[Path]:
+    """Remove the scratch files `scratch_file` made here whose process is gone (no lock)."""
+    removed = []
+    for path in sorted(directory.glob(f"{prefix}*{suffix}")) + sorted(
+        directory.glob(f"{CLAIMING}{prefix}*{suffix}")
+    ):
+        try:
+            descriptor = os.open(path, os.O_RDONLY)
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # its process is alive and still using it
+        else:
+            for leftover in (path, path.with_name(path.name + "-journal")):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+            removed.append(path)
+        finally:
+            os.close(descriptor)
+    return removed
 
 
 def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: int) -> Path:
@@ -78,7 +133,7 @@ def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: i
         raise TaskError(f"snapshot {exc}") from None
     target: Path | None = None
     try:
-        target = scratch_file(scratch_dir, "backup-")
+        target = scratch_file(scratch_dir, SNAPSHOT_PREFIX)
         dest = sqlite3.connect(target, isolation_level=None)
         try:
             src.backup(dest)
