@@ -53,7 +53,7 @@ class EmbeddedAws:
                 [
                     sys.executable,
                     "-m",
-                    "moto.server",
+                    "opsd.local_aws_server",
                     "-H",
                     self.host,
                     "-p",
