@@ -6,7 +6,6 @@ Exit codes: 0 done, 1 failed, 2 usage or configuration error (one line on stderr
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -28,19 +27,16 @@ class UsageError(Exception):
     """Bad arguments or configuration: exit 2."""
 
 
-def models_s3_client() -> Any:
-    """A boto3 S3 client from the environment (region, optional endpoint), standard retries.
+def models_bucket_and_client() -> tuple[str, Any]:
+    """The models bucket and an S3 client, from the same settings and factory as every process."""
+    from opsd.aws import make_client
+    from opsd.settings import ConfigError, load_settings
 
-    Kept minimal on purpose; to be replaced by the project's shared client factory."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        region_name=os.environ.get("AWS_DEFAULT_REGION") or None,
-        endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
-        config=Config(retries={"mode": "standard", "max_attempts": 5}),
-    )
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise UsageError(f"configuration error: {exc}") from None
+    return settings.s3_bucket_models, make_client(settings, "s3")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -62,21 +58,20 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    bucket = os.environ.get("S3_BUCKET_MODELS", "").strip()
-    if args.upload and not bucket:
-        raise UsageError("--upload needs S3_BUCKET_MODELS set to the models bucket")
     if args.out is None and not args.upload:
         raise UsageError("give --out FILE, --upload, or both")
     try:
         check_percentile(args.percentile)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    target = models_bucket_and_client() if args.upload else None
     bundle = train_bundle(args.images, args.manifest, percentile=args.percentile)
     if args.out is not None:
         _write_atomically(args.out, bundle_to_bytes(bundle))
         print(f"wrote model {bundle.model_version} to {args.out}")
-    if args.upload:
-        version_id = upload_bundle(models_s3_client(), bucket, bundle, key=args.key)
+    if target is not None:
+        bucket, s3 = target
+        version_id = upload_bundle(s3, bucket, bundle, key=args.key)
         print(
             f"uploaded model {bundle.model_version} to s3://{bucket}/{args.key} "
             f"(version {version_id})"

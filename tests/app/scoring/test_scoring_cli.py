@@ -56,7 +56,6 @@ def test_train_writes_the_artefact_and_uploads_a_new_version(
     ("argv", "message"),
     [
         (["train", "--images", "x", "--manifest", "y"], "give --out FILE, --upload, or both"),
-        (["train", "--images", "x", "--manifest", "y", "--upload"], "S3_BUCKET_MODELS"),
         (["train", "--images", "x", "--manifest", "y", "--out", "m.npz", "--percentile", "30"],
          "percentile 30.0 is outside"),
         (["generate", "--out", "x", "--per-age", "0"], "--per-age must be at least 1"),
@@ -106,3 +105,12 @@ def test_module_runs_as_a_command() -> None:
     )  # fmt: skip
     assert result.returncode == 0
     assert all(name in result.stdout for name in ("generate", "train", "package"))
+
+
+def test_upload_outside_local_mode_needs_the_buckets_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    assert cli.main(["train", "--images", "x", "--manifest", "y", "--upload"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "must be set outside local mode" in err
