@@ -25,6 +25,7 @@ ERRORS = {
 KINDS = (*ERRORS, "reset", "reset-mid-body")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
 CHUNK = 64 * 1024
+ATOMIC = frozenset({"CompleteMultipartUpload", "PutObject"})
 
 
 def s3_operation(method: str, target: str) -> str:
@@ -45,6 +46,8 @@ def s3_operation(method: str, target: str) -> str:
     if method == "GET" and not has_key:
         return "ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects"
     names = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject", "DELETE": "DeleteObject"}
+    if parts.path.strip("/") == "":
+        return "NotS3"  # the other services (CloudWatch, …) POST to the endpoint's root
     return names.get(method, method) if has_key else f"{method}Bucket"
 
 
@@ -77,11 +80,12 @@ class FaultPlan:
     def decide(self, operation: str) -> str | None:
         with self._lock:
             self.requests[operation] += 1
-            for fault in self.faults:
-                if fault.operation == operation and fault.fires():
-                    self.injected[f"{operation} {fault.kind}"] += 1
-                    return fault.kind
-            return None
+            # Every fault of the operation counts the request; the first that fires wins.
+            firing = [f for f in self.faults if f.operation == operation and f.fires()]
+            if not firing:
+                return None
+            self.injected[f"{operation} {firing[0].kind}"] += 1
+            return firing[0].kind
 
     def replace(self, *faults: Fault) -> None:
         with self._lock:
@@ -123,7 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         body = self._body()
-        kind = self.server.plan.decide(s3_operation(self.command, self.path))
+        operation = s3_operation(self.command, self.path)
+        kind = self.server.plan.decide(operation)
         if kind == "reset":
             self.close_connection = True
             _reset(self.connection)
@@ -131,7 +136,11 @@ class _Handler(BaseHTTPRequestHandler):
         if kind in ERRORS:
             self._send_error(*ERRORS[kind])
             return
-        self._forward(body, cut_body=kind == "reset-mid-body")
+        if operation in ATOMIC:
+            with self.server.atomic:
+                self._forward(body, cut_body=kind == "reset-mid-body")
+        else:
+            self._forward(body, cut_body=kind == "reset-mid-body")
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
@@ -197,6 +206,7 @@ class FaultProxy(ThreadingHTTPServer):
         self.upstream_host = upstream.hostname or "127.0.0.1"
         self.upstream_port = upstream.port or 80
         self.plan = FaultPlan()
+        self.atomic = threading.Lock()
         super().__init__(("127.0.0.1", 0), _Handler)
         self._thread = threading.Thread(target=self.serve_forever, name="fault-proxy", daemon=True)
 
