@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import QueuePool
 
 from opsd.database import connect
@@ -31,7 +32,26 @@ def make_engine(path: Path, busy_timeout_ms: int) -> Engine:
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
 
+    # An in-place restore renames a new file over the database: pooled connections would go
+    # on using the old one, so a connection whose file is no longer at `path` is reopened.
+    @event.listens_for(engine, "connect")
+    def _remember_file(dbapi_conn: Any, record: Any) -> None:
+        record.info["file_id"] = file_identity(path)
+
+    @event.listens_for(engine, "checkout")
+    def _reopen_if_replaced(dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        if record.info.get("file_id") != file_identity(path):
+            raise DisconnectionError(f"{path} was replaced; reopening")
+
     return engine
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def database_reachable(engine: Engine) -> str | None:
