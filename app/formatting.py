@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from opsd.formatting import human_size as size
+
 
 def duration(seconds: float) -> str:
     seconds = max(0.0, float(seconds))
@@ -16,15 +18,6 @@ def duration(seconds: float) -> str:
     if hours < 48:
         return f"{int(hours)} h {int(minutes % 60)} min"
     return f"{hours / 24:.1f} days"
-
-
-def size(count: float) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def metric_value(value: float | None, unit: str) -> str:

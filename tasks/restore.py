@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opsd.formatting import human_size
 from opsd.results import Status, TaskError, TaskResult, UsageError
 from opsd.runner import TaskContext
 from opsd.state import utcnow
@@ -222,17 +223,8 @@ def _table(rows: list[dict[str, Any]], total: int, bucket: str) -> str:
         drill = f"{row['drill']} {row['drilled_at']}" if row["drill"] else "-"
         lines.append(
             f"{row['key']:<{width}}  {row['taken_at'][:16].replace('T', ' '):<16}  "
-            f"{_size(row['size']):>10}  {row['reason'] or '-':<13}  {drill}"
+            f"{human_size(row['size']):>10}  {row['reason'] or '-':<13}  {drill}"
         )
     if total > len(rows):
         lines.append(f"({total - len(rows)} older backups not shown; --limit 0 shows all)")
     return "\n".join(lines)
-
-
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
