@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -50,6 +51,9 @@ def measure_writer_latency(
 def _with_writer(
     database: Path, out: Path, phase: str, action: Callable[[], None]
 ) -> WriterLatency:
+    # Earlier contenders leave gigabytes of dirty pages; their writeback would slow the
+    # writer's fsyncs in whichever phase came first.
+    os.sync()
     command = [sys.executable, "-m", "benchmarks.commit_writer", str(database), str(out)]
     writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
