@@ -32,6 +32,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     if args.behave == "usage":
         raise UsageError("--at: not a timestamp")
     if args.behave == "slow":
+        ctx.check_stop()
         while not release.wait(0.01):
             ctx.check_stop()
     if args.behave == "stubborn":
