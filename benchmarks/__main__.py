@@ -16,7 +16,13 @@ from types import ModuleType
 
 from benchmarks.app_database import WORK_DIR, parse_size
 from benchmarks.harness import BenchmarkError, BenchOptions, BenchReport
-from benchmarks.report import append_results, machine_lines, render_markdown, render_text
+from benchmarks.report import (
+    append_results,
+    load_average,
+    machine_lines,
+    render_markdown,
+    render_text,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RESULTS_PATH = PACKAGE_DIR / "RESULTS.md"
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"benchmark {module.NAME}: {exc}", file=sys.stderr)
             return 1
         print(f"finished {module.NAME} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    machine.append(f"load average at the end: {load_average()}")
     print(render_text(reports, machine))
     if args.record if args.record is not None else not args.tiny:
         command = shlex.join(

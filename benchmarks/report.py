@@ -34,9 +34,13 @@ def machine_lines() -> list[str]:
             _version("awscli"),
             _litestream_version(),
         ),
-        f"load average at start: {' '.join(f'{load:.2f}' for load in os.getloadavg())} "
+        f"load average at start: {load_average()} "
         "(the cores are shared with other work; figures are noisy accordingly)",
     ]
+
+
+def load_average() -> str:
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
 def text_table(table: Table) -> str:
