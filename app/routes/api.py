@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +21,8 @@ from app.uploads import UploadRefused, check_age, check_size, clean_subject
 router = APIRouter()
 ServicesDep = Annotated[AppServices, Depends(services)]
 READ_CHUNK = 1024 * 1024
+# SQLite's INTEGER range: a larger id cannot exist and must not reach the driver (500).
+MAX_ROW_ID = 2**63 - 1
 
 
 class Analysis(BaseModel):
@@ -117,7 +119,9 @@ async def upload_drawing(
     responses={404: {"model": Problem}},
     tags=["public"],
 )
-def get_analysis(analysis_id: int, app_services: ServicesDep) -> Analysis:
+def get_analysis(
+    analysis_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], app_services: ServicesDep
+) -> Analysis:
     record = analysis_by_id(app_services.engine, analysis_id)
     if record is None:
         raise HTTPException(404, f"analysis {analysis_id} not found")
