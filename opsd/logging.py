@@ -45,18 +45,34 @@ class SecretRedactor:
 redactor = SecretRedactor()
 
 
+class LineLogger:
+    """Writes each rendered line to `stream`, or to whatever sys.stdout is at that moment
+    (so a replaced stdout, as under a test runner or a redirect, is followed)."""
+
+    def __init__(self, stream: TextIO | None = None, to_stderr: bool = False) -> None:
+        self._stream = stream
+        self._to_stderr = to_stderr
+
+    def msg(self, message: str) -> None:
+        default = sys.stderr if self._to_stderr else sys.stdout
+        print(message, file=self._stream or default, flush=True)
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
 def configure_logging(
     level: str = "INFO",
     fmt: str = "auto",
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
+    to_stderr: bool = False,
 ) -> None:
-    """Logs go to stdout (containers ship it), or to `stream` when stdout carries a document."""
+    """Logs go to stdout (containers ship it); to stderr when stdout carries a document."""
     redactor.register(secrets)
-    stream = stream or sys.stdout
-    console = fmt == "console" or (fmt == "auto" and stream.isatty())
+    target = stream or (sys.stderr if to_stderr else sys.stdout)
+    console = fmt == "console" or (fmt == "auto" and target.isatty())
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        structlog.dev.ConsoleRenderer(colors=target.isatty())
         if console
         else structlog.processors.JSONRenderer()
     )
@@ -70,7 +86,7 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=lambda *_: LineLogger(stream, to_stderr),
         cache_logger_on_first_use=False,
     )
     # Libraries that use the standard logging module stay quiet unless something is wrong.

@@ -194,8 +194,12 @@ def main(argv: Sequence[str] | None, registry: Mapping[str, TaskSpec]) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     # With --json, stdout carries only the document; the log lines go to stderr.
-    log_stream = sys.stderr if getattr(args, "json", False) else sys.stdout
-    configure_logging(settings.log_level, settings.log_format, settings.secret_values(), log_stream)
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        settings.secret_values(),
+        to_stderr=getattr(args, "json", False),
+    )
     signal.signal(signal.SIGTERM, _raise_terminated)
     ctx = TaskContext(
         settings=settings,
