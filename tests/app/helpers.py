@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from PIL import Image
+from starlette.routing import Mount, Route
 
 from app.scoring.synthetic import generate_drawing
 from opsd.aws import AwsClients
@@ -47,3 +50,20 @@ def bucket_keys(aws: AwsClients, bucket: str) -> list[str]:
     answer = aws("s3").list_object_versions(Bucket=bucket)
     versions = answer.get("Versions", []) + answer.get("DeleteMarkers", [])
     return sorted(item["Key"] for item in versions)
+
+
+def route_table(routes: list[Any], prefix: str = "") -> set[tuple[str, str]]:
+    """(method, path) of every route, looking into included routers: FastAPI ≥ 0.165 lists
+    an included router as one opaque entry (its `original_router` holds the routes)."""
+    found = set()
+    for route in routes:
+        if isinstance(route, APIRoute | Route):
+            found |= {(m, prefix + route.path) for m in (route.methods or set()) - {"HEAD"}}
+        elif isinstance(route, Mount):
+            found.add(("GET", f"{prefix}{route.path}/{{path}}"))
+        elif hasattr(route, "original_router"):
+            inner = getattr(getattr(route, "include_context", None), "prefix", "") or ""
+            found |= route_table(route.original_router.routes, prefix + inner)
+        else:
+            raise AssertionError(f"unknown kind of route {route!r}: teach route_table about it")
+    return found

@@ -5,13 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from starlette.routing import Route
 
 from app.sessions import SESSION_COOKIE, LoginThrottle
 from app.settings import AppSettings
-from tests.app.helpers import ADMIN_PASSWORD, login
+from tests.app.helpers import ADMIN_PASSWORD, login, route_table
 
 PUBLIC_ROUTES = [
     ("GET", "/health"),
@@ -26,6 +24,7 @@ ADMIN_PAGES = [("GET", "/dashboard")]
 # Tested on their own: uploads and analyses (test_drawing_uploads), login and logout (below).
 OTHER_ROUTES = [
     ("GET", "/"),
+    ("GET", "/static/{path}"),  # the static files, requested above as /static/style.css
     ("POST", "/api/v1/drawings"),
     ("GET", "/api/v1/analyses/{analysis_id}"),
     ("POST", "/login"),
@@ -38,12 +37,7 @@ OTHER_ROUTES = [
 def test_every_route_is_in_the_matrix(client: TestClient) -> None:
     """A new route must be added to one of the lists above (and so be tested)."""
     known = set(PUBLIC_ROUTES + ADMIN_API_ROUTES + ADMIN_PAGES + OTHER_ROUTES)
-    routes = {
-        (method, route.path)
-        for route in client.app.routes  # type: ignore[attr-defined]
-        if isinstance(route, APIRoute | Route)
-        for method in (route.methods or set()) - {"HEAD"}
-    }
+    routes = route_table(client.app.routes)  # type: ignore[attr-defined]
     assert routes - known == set()
 
 

@@ -10,12 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from starlette.routing import Mount, Route
 
 from app.settings import AppSettings
-from tests.app.helpers import ADMIN_PASSWORD, drawing_bytes, login
+from tests.app.helpers import ADMIN_PASSWORD, drawing_bytes, login, route_table
 
 IDENTITIES = ("anonymous", "admin", "expired")
 UPLOAD = {"files": {"file": ("d.png", b"", "image/png")}, "data": {"age": "6"}}
@@ -44,23 +42,6 @@ EXPECTED: dict[tuple[str, str], tuple[dict[str, Any], dict[str, int | str]]] = {
     ("GET", "/static/{path}"): ({}, PUBLIC),
 }
 CONCRETE = {"{analysis_id}": "987654", "{path}": "style.css"}
-
-
-def route_table(routes: list[Any], prefix: str = "") -> set[tuple[str, str]]:
-    """(method, path) of every route, looking into included routers: FastAPI ≥ 0.165 lists
-    an included router as one opaque entry (its `original_router` holds the routes)."""
-    found = set()
-    for route in routes:
-        if isinstance(route, APIRoute | Route):
-            found |= {(m, prefix + route.path) for m in (route.methods or set()) - {"HEAD"}}
-        elif isinstance(route, Mount):
-            found.add(("GET", f"{prefix}{route.path}/{{path}}"))
-        elif hasattr(route, "original_router"):
-            inner = getattr(getattr(route, "include_context", None), "prefix", "") or ""
-            found |= route_table(route.original_router.routes, prefix + inner)
-        else:
-            raise AssertionError(f"unknown kind of route {route!r}: teach route_table about it")
-    return found
 
 
 def concrete(path: str) -> str:
