@@ -28,12 +28,17 @@ from opsd.settings import Settings
 BUCKET_KINDS = ("drawings", "models", "backups")
 LOG_RETENTION_DAYS = 30
 DRAWINGS_IA_DAYS = 30
+ABORT_INCOMPLETE_UPLOAD_DAYS = 1
 TLS_SID = "DenyInsecureTransport"
 
 LIFECYCLE_RULE_IDS = {
     "drawings": ("drawing-analysis-drawings-infrequent-access",),
     "models": ("drawing-analysis-models-noncurrent-expiry",),
-    "backups": ("drawing-analysis-backups-glacier", "drawing-analysis-backups-expiry"),
+    "backups": (
+        "drawing-analysis-backups-glacier",
+        "drawing-analysis-backups-expiry",
+        "drawing-analysis-backups-abort-incomplete-uploads",
+    ),
 }
 BASE_RULES = ("versioning", "encryption", "public-access-block", "tls-only")
 
@@ -96,7 +101,7 @@ def desired_lifecycle_rules(kind: str, settings: Settings) -> list[dict[str, Any
             }
         ]
     if kind == "backups":
-        glacier, expiry = LIFECYCLE_RULE_IDS["backups"]
+        glacier, expiry, abort_incomplete = LIFECYCLE_RULE_IDS["backups"]
         scope = {"Prefix": backup_key_prefix(settings)}
         return [
             {
@@ -111,6 +116,15 @@ def desired_lifecycle_rules(kind: str, settings: Settings) -> list[dict[str, Any
                 "Filter": dict(scope),
                 "Expiration": {"Days": settings.backup_expiry_days},
                 "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+            },
+            {
+                # The parts of an upload whose task was killed before it could abort it.
+                "ID": abort_incomplete,
+                "Status": "Enabled",
+                "Filter": dict(scope),
+                "AbortIncompleteMultipartUpload": {
+                    "DaysAfterInitiation": ABORT_INCOMPLETE_UPLOAD_DAYS
+                },
             },
         ]
     raise ValueError(f"{kind}: not a bucket kind ({', '.join(BUCKET_KINDS)})")
@@ -140,6 +154,9 @@ def lifecycle_essentials(rule: dict[str, Any]) -> dict[str, Any]:
         essentials["ExpirationDays"] = int(rule["Expiration"]["Days"])
     if "NoncurrentDays" in rule.get("NoncurrentVersionExpiration", {}):
         essentials["NoncurrentDays"] = int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+    if "DaysAfterInitiation" in rule.get("AbortIncompleteMultipartUpload", {}):
+        abort = rule["AbortIncompleteMultipartUpload"]
+        essentials["AbortIncompleteDays"] = int(abort["DaysAfterInitiation"])
     return essentials
 
 

@@ -254,6 +254,9 @@ def template_lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     if "NoncurrentVersionExpiration" in rule:
         days = int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
         converted["NoncurrentVersionExpiration"] = {"NoncurrentDays": days}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        converted["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
     return converted
 
 

@@ -34,10 +34,12 @@ def test_the_policy_follows_the_settings() -> None:
         s3_bucket_models="m",
         s3_bucket_backups="b",
     )
-    glacier, expiry = policy.desired_lifecycle_rules("backups", settings)
+    glacier, expiry, abort = policy.desired_lifecycle_rules("backups", settings)
     assert glacier["Transitions"] == [{"Days": 30, "StorageClass": "GLACIER"}]
     assert glacier["Filter"] == {"Prefix": "db/"}
     assert expiry["Expiration"] == {"Days": 200}
+    assert abort["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert abort["Filter"] == {"Prefix": "db/"}
     (models,) = policy.desired_lifecycle_rules("models", settings)
     assert models["NoncurrentVersionExpiration"] == {"NoncurrentDays": 14}
     (drawings,) = policy.desired_lifecycle_rules("drawings", settings)
