@@ -3,7 +3,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -131,12 +130,15 @@ def test_sigterm_ends_a_cli_run_with_exit_1(tmp_path: Path) -> None:
     )
     process = subprocess.Popen(
         [sys.executable, "-c", code],
-        env=env,
+        env={**env, "LOG_FORMAT": "json"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.0)
+    assert process.stdout is not None
+    for line in process.stdout:  # the handler is in place once the task has started
+        if '"task started"' in line:
+            break
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 1
