@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from opsd.database import connect
 from opsd.results import TaskResult
 
@@ -24,7 +22,6 @@ class OpsState:
     def __init__(self, path: str | Path, busy_timeout_ms: int = 30_000) -> None:
         self.path = Path(path)
         self.conn = connect(self.path, busy_timeout_ms=busy_timeout_ms, check_same_thread=False)
-        self.db = sqlite_utils.Database(self.conn)
         self._ensure_schema()
 
     def _ensure_schema(self) -> None:
@@ -53,18 +50,19 @@ class OpsState:
         self.conn.close()
 
     def record_run(self, run_id: str, started_at: datetime, result: TaskResult) -> None:
-        self.db["task_runs"].insert(
-            {
-                "run_id": run_id,
-                "task": result.task,
-                "started_at": started_at.isoformat(),
-                "finished_at": utcnow().isoformat(),
-                "status": str(result.status),
-                "duration_s": round(result.duration_s, 3),
-                "message": result.message,
-                "details": json.dumps(result.details, default=str),
-            },
-            replace=True,
+        self.conn.execute(
+            "INSERT OR REPLACE INTO task_runs (run_id, task, started_at, finished_at, status, "
+            "duration_s, message, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                result.task,
+                started_at.isoformat(),
+                utcnow().isoformat(),
+                str(result.status),
+                round(result.duration_s, 3),
+                result.message,
+                json.dumps(result.details, default=str),
+            ),
         )
 
     def last_runs(self) -> dict[str, dict[str, Any]]:

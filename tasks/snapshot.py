@@ -136,6 +136,10 @@ def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: i
         target = scratch_file(scratch_dir, SNAPSHOT_PREFIX)
         dest = sqlite3.connect(target, isolation_level=None)
         try:
+            # A scratch copy, discarded on any failure, needs neither a journal nor fsync;
+            # without them the copy, and so the writers' wait, is about half as long.
+            dest.execute("PRAGMA journal_mode = OFF")
+            dest.execute("PRAGMA synchronous = OFF")
             src.backup(dest)
         finally:
             dest.close()
