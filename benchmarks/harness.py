@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -98,6 +99,9 @@ def run_measured(
     figures_path = log_path.with_suffix(".measure.json")
     figures_path.unlink(missing_ok=True)
     launcher = [sys.executable, "-I", str(MEASURE_SCRIPT), str(figures_path), *command]
+    # Untimed: the previous contender's dirty pages would otherwise be written back during
+    # this one's run, and charged to whichever contender fsyncs first.
+    os.sync()
     with log_path.open("wb") as log:
         returncode = subprocess.call(
             launcher, env=dict(env) if env else None, cwd=cwd, stdout=log, stderr=log
