@@ -15,9 +15,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from opsd.aws import describe_aws_error
 from opsd.results import TaskError
-from tasks.snapshot import remove_quietly
+from tasks.snapshot import remove_abandoned, remove_quietly, scratch_file
 
 CHUNK = 1 << 20
+DOWNLOAD_PREFIX = ".download-"
+DOWNLOAD_SUFFIX = ".tmp"
 
 
 class ProgressLine:
@@ -59,16 +61,16 @@ def download_object(
     """Stream `key` into a new temporary file in `directory`; return it and its sha256.
 
     The file sits beside its final place so that the later rename is atomic. On any failure
-    (no space, read-only directory, network, SIGTERM) the temporary file is removed.
+    (no space, read-only directory, network, SIGTERM) the temporary file is removed; the
+    files of downloads whose process was killed are removed here before starting.
     """
-    name = key.rsplit("/", 1)[-1]
     temp: Path | None = None
     digest = hashlib.sha256()
     done = 0
     try:
-        descriptor, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-        temp = Path(temp_name)
-        with os.fdopen(descriptor, "wb") as out:
+        remove_abandoned_downloads(directory)
+        temp = scratch_file(directory, DOWNLOAD_PREFIX, DOWNLOAD_SUFFIX)
+        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_TRUNC), "wb") as out:
             response = s3.get_object(Bucket=bucket, Key=key)
             for chunk in response["Body"].iter_chunks(CHUNK):
                 out.write(chunk)
@@ -96,3 +98,11 @@ def download_object(
         remove_quietly(temp)
         raise
     return temp, digest.hexdigest()
+
+
+def remove_abandoned_downloads(directory: Path) -> list[Path]:
+    """Temporary files of downloads killed before they could clean up (none in the shared
+    system temp directory, where other programs' files live)."""
+    if directory.resolve() == Path(tempfile.gettempdir()).resolve() or not directory.is_dir():
+        return []
+    return remove_abandoned(directory, DOWNLOAD_PREFIX, DOWNLOAD_SUFFIX)

@@ -1,0 +1,29 @@
+import hashlib
+from pathlib import Path
+
+from opsd.aws import AwsClients
+from opsd.settings import Settings
+from tasks.download import DOWNLOAD_PREFIX, download_object
+from tasks.snapshot import remove_quietly, scratch_file
+
+
+def test_download_removes_files_of_killed_downloads_but_not_live_ones(
+    aws: AwsClients, settings: Settings, tmp_path: Path
+) -> None:
+    s3 = aws("s3")
+    s3.put_object(Bucket=settings.s3_bucket_backups, Key="backup-x.db", Body=b"data" * 1000)
+    target_dir = tmp_path / "data"
+    target_dir.mkdir()
+    abandoned = target_dir / f"{DOWNLOAD_PREFIX}killedrun.tmp"
+    abandoned.write_bytes(b"partial")
+    in_use = scratch_file(target_dir, DOWNLOAD_PREFIX, ".tmp")  # held by a live download
+
+    path, sha256 = download_object(s3, settings.s3_bucket_backups, "backup-x.db", target_dir)
+
+    assert not abandoned.exists()
+    assert in_use.exists()
+    assert path.read_bytes() == b"data" * 1000
+    assert sha256 == hashlib.sha256(b"data" * 1000).hexdigest()
+    remove_quietly(path)
+    remove_quietly(in_use)
+    assert list(target_dir.iterdir()) == []
