@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean venv
+.PHONY: run test lint bench clean venv test-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,14 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/opsd run
 
+## What the tests use besides the venv: Debian packages (when it can install them) and the
+## template linters in .venv-tools.
+test-deps:
+	bash scripts/install-system-packages.sh
+	bash infrastructure/install-lint-tools.sh
+
 ## The whole test suite, slow end-to-end tests included.
-test: $(STAMP)
+test: $(STAMP) test-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -32,4 +38,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks --tiny
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-tools .pytest_cache
