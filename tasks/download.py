@@ -57,10 +57,12 @@ def download_object(
     *,
     progress: ProgressLine | None = None,
     check_stop: Callable[[], None] = lambda: None,
+    durable: bool = True,
 ) -> tuple[Path, str]:
     """Stream `key` into a new temporary file in `directory`; return it and its sha256.
 
-    The file sits beside its final place so that the later rename is atomic. On any failure
+    The file sits beside its final place so that the later rename is atomic; with
+    `durable=False` the caller syncs it (`sync_file`) or does not need it on disk. On any failure
     (no space, read-only directory, network, SIGTERM) the temporary file is removed; the
     files of downloads whose process was killed are removed here before starting.
     """
@@ -80,7 +82,8 @@ def download_object(
                     progress.update(done)
                 check_stop()
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         if progress:
             progress.update(done, final=True)
     except (BotoCoreError, ClientError) as exc:
@@ -106,3 +109,11 @@ def remove_abandoned_downloads(directory: Path) -> list[Path]:
     if directory.resolve() == Path(tempfile.gettempdir()).resolve() or not directory.is_dir():
         return []
     return remove_abandoned(directory, DOWNLOAD_PREFIX, DOWNLOAD_SUFFIX)
+
+
+def sync_file(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

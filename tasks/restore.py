@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from opsd.runner import TaskContext
 from opsd.state import utcnow
 from tasks.backup_checks import check_bytes, check_database
 from tasks.backup_objects import BackupMetadata, BackupObject, head_backup, list_backups
-from tasks.download import download_object, progress_on_terminal
+from tasks.download import download_object, progress_on_terminal, sync_file
 from tasks.drill_records import latest_drills
 from tasks.restore_selection import parse_timestamp, select_backup
 from tasks.restore_swap import place_verified_file, pre_restore_path
@@ -151,11 +152,22 @@ def _restore(
         target.parent,
         progress=progress,
         check_stop=ctx.check_stop,
+        durable=False,
     )
     try:
-        problems = check_bytes(temp.stat().st_size, sha256, plan.metadata) or check_database(
-            temp, plan.metadata, full=False
-        )
+        # The file reaches the disk while it is checked; both finish before any rename.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync") as pool:
+            synced = pool.submit(sync_file, temp)
+            problems = check_bytes(temp.stat().st_size, sha256, plan.metadata) or (
+                check_database(temp, plan.metadata, full=False)
+            )
+            try:
+                synced.result()
+            except OSError as exc:
+                raise TaskError(
+                    f"restore {key}: writing {temp.name} failed: {exc.strerror or exc}; "
+                    f"{target} untouched"
+                ) from None
         if problems:
             raise TaskError(f"restore {key}: refused, {'; '.join(problems)}; {target} untouched")
         ctx.log.info("backup verified", key=key, sha256=sha256, target=str(target))

@@ -75,8 +75,9 @@ def _newest_key(s3: Any, bucket: str, prefix: str) -> str:
 def _drill(ctx: TaskContext, bucket: str, key: str, metadata: BackupMetadata) -> list[str]:
     directory = ctx.settings.scratch_dir or Path(tempfile.gettempdir())
     directory.mkdir(parents=True, exist_ok=True)
+    # A scratch copy read once and removed: it never needs to reach the disk.
     path, sha256 = download_object(
-        ctx.clients("s3"), bucket, key, directory, check_stop=ctx.check_stop
+        ctx.clients("s3"), bucket, key, directory, check_stop=ctx.check_stop, durable=False
     )
     try:
         problems = check_bytes(path.stat().st_size, sha256, metadata)

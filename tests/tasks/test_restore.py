@@ -306,3 +306,18 @@ def test_progress_line_counts_up_to_the_total() -> None:
     shown = stream.getvalue()
     assert shown.startswith("\rrestoring backup-x.db  1.0/4.0 MB   25%")
     assert shown.endswith("4.0/4.0 MB  100%\n")
+
+
+def test_a_failed_sync_of_the_download_refuses_and_keeps_the_database(
+    make_ctx: Any, backups: dict[str, bytes], app_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_sync(path: Path) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr("tasks.restore.sync_file", failing_sync)
+    before = hashlib.sha256(app_db.read_bytes()).hexdigest()
+    result = run_task(make_ctx("restore"), yes=True)
+    assert result.exit_code == 1 and "\n" not in result.message
+    assert "Input/output error" in result.message and "untouched" in result.message
+    assert hashlib.sha256(app_db.read_bytes()).hexdigest() == before
+    assert _leftovers(app_db.parent) == []
