@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import create_app_database
 from tests.faults.figures import record_figure
-from tests.faults.task_processes import (
+from tests.task_processes import (
     BUCKET,
     ROOT,
     drill_every_backup,

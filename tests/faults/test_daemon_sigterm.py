@@ -20,7 +20,7 @@ import pytest
 from opsd.daemon import SHUTDOWN_GRACE_S
 from tests.conftest import create_app_database
 from tests.faults.figures import record_figure
-from tests.faults.task_processes import ROOT, free_port, scratch_leftovers
+from tests.task_processes import ROOT, free_port, scratch_leftovers
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]
 BIN = Path(sys.executable).parent

@@ -25,7 +25,7 @@ from opsd.results import Status
 from opsd.runner import TaskContext
 from tests.conftest import create_app_database
 from tests.faults.figures import record_figure
-from tests.faults.task_processes import (
+from tests.task_processes import (
     BUCKET,
     last_line,
     moto_endpoint,

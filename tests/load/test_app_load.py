@@ -12,7 +12,7 @@ import pytest
 from benchmarks.bench_app import measure_load
 from benchmarks.harness import BenchOptions, percentile
 from tests.faults.figures import record_figure
-from tests.faults.task_processes import trials
+from tests.task_processes import trials
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 CLIENTS = trials(full=20, under_ci=4, variable="APP_LOAD_CLIENTS")

@@ -19,7 +19,7 @@ import pytest
 from opsd.database import connect
 from tests.conftest import create_app_database
 from tests.faults.figures import record_figure
-from tests.faults.task_processes import (
+from tests.task_processes import (
     BUCKET,
     drill_every_backup,
     last_line,

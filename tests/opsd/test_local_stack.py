@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.task_processes import free_port
+
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 FIRST_RUNS = ("backup", "verify-backup", "lifecycle-check", "budget-poll", "publish-metrics")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(check, timeout_s: float, what: str):  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
 from tests.faults.figures import record_figure
-from tests.faults.task_processes import trials
+from tests.task_processes import trials
 
 pytestmark = pytest.mark.slow
 EXAMPLES = trials(full=100, under_ci=20, variable="SCHEMATHESIS_EXAMPLES")

@@ -18,7 +18,7 @@ import pytest
 
 from tests.app.helpers import drawing_bytes, image_bytes
 from tests.faults.figures import record_figure
-from tests.faults.task_processes import ROOT, free_port, moto_endpoint
+from tests.task_processes import ROOT, free_port, moto_endpoint
 
 pytestmark = pytest.mark.slow
 PASSWORD = "Tr0ub4dor&3-never-logged"

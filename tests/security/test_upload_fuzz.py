@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from app.settings import AppSettings
 from opsd.aws import AwsClients
 from tests.app.helpers import bucket_keys, drawing_bytes, image_bytes
-from tests.faults.task_processes import trials
+from tests.task_processes import trials
 
 EXAMPLES = trials(full=300, under_ci=40, variable="UPLOAD_FUZZ_EXAMPLES")
 SEEDS = [image_bytes(64, 64, fmt) for fmt in ("PNG", "JPEG", "BMP")] + [drawing_bytes(size=96)]

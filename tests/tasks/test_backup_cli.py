@@ -5,20 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tests.conftest import create_app_database
+from tests.task_processes import moto_endpoint, task_env
 from tests.tasks.backup_helpers import add_bulk
 
 pytestmark = pytest.mark.slow
@@ -43,23 +41,10 @@ botocore.client.BaseClient._make_api_call = _slow
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def endpoint() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    # moto's state lives in this process and outlives a server: start from nothing.
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
+    with moto_endpoint(BUCKET) as url:
+        yield url
 
 
 @pytest.fixture
@@ -69,17 +54,7 @@ def s3(endpoint: str) -> Any:
 
 @pytest.fixture
 def cli_env(endpoint: str, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update(
-        AWS_ENDPOINT_URL=endpoint,
-        S3_BUCKET_BACKUPS=BUCKET,
-        DATABASE_PATH=str(tmp_path / "data" / "app.db"),
-        OPS_STATE_PATH=str(tmp_path / "data" / "ops-state.db"),
-        SCRATCH_DIR=str(tmp_path / "scratch"),
-        LOG_FORMAT="json",
-        PYTHONPATH=str(ROOT),
-    )
-    return env
+    return task_env(endpoint, tmp_path, S3_BUCKET_BACKUPS=BUCKET)
 
 
 def tasks_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

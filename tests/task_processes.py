@@ -1,5 +1,5 @@
 """Running tasks as their own processes against one local S3 endpoint, and checking what
-they leave behind: the helpers of the fault and load suites."""
+they leave behind: the helpers of the end-to-end, fault and load suites."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from opsd.settings import Settings, load_settings
 from tasks.backup_objects import list_backups
 from tests.tasks.backup_helpers import run_task
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "fault-backups"
 
 
