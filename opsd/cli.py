@@ -239,6 +239,11 @@ def print_banner(settings: Settings, embedded: EmbeddedAws | None, app_port: int
     if app_port is not None:
         base = f"http://127.0.0.1:{app_port}"
         lines += [f"  app:        {base}/demo   dashboard: {base}/dashboard   docs: {base}/docs"]
+        if settings.is_local and not os.environ.get("ADMIN_PASSWORD"):
+            lines += [
+                "  admin:      the password generated for this run is shown above "
+                "(set ADMIN_PASSWORD to choose one)"
+            ]
     if embedded is not None:
         lines += [
             f"  AWS (local): {embedded.url}  — for the AWS CLI:",
