@@ -21,7 +21,12 @@ import structlog
 
 from opsd.aws import AwsClients, describe_aws_error
 from opsd.daemon import Daemon, daemon_info, status_rows
-from opsd.local_aws import EmbeddedAws, LocalAwsError, point_environment_at
+from opsd.local_aws import (
+    EmbeddedAws,
+    LocalAwsError,
+    point_environment_at,
+    record_running_endpoint,
+)
 from opsd.logging import configure_logging
 from opsd.results import EXIT_USAGE
 from opsd.runner import OneLineParser
@@ -170,7 +175,8 @@ def start_local_aws(settings: Settings, port: int | None) -> tuple[EmbeddedAws, 
         port or settings.local_aws_port, folder=settings.ops_state_path.parent / "local-aws"
     )
     url = embedded.start()
-    point_environment_at(embedded)
+    point_environment_at(url, embedded.cert_path)
+    record_running_endpoint(settings, embedded)
     settings = settings.model_copy(update={"aws_endpoint_url": url})
     try:
         created = provision(settings, AwsClients(settings))

@@ -24,7 +24,7 @@ from opsd.results import TaskResult
 from opsd.runner import OneLineParser, TaskContext, execute
 from opsd.schedule import TaskSpec
 from opsd.settings import Settings
-from opsd.state import OpsState
+from opsd.state import OpsState, process_alive
 
 MISFIRE_GRACE_S = 15 * 60
 SHUTDOWN_GRACE_S = 30.0
@@ -164,7 +164,7 @@ def status_rows(
     state = OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms)
     try:
         last = state.last_runs()
-        planned = state.get(NEXT_RUNS_KEY, {}) if _daemon_alive(state.get(DAEMON_KEY)) else {}
+        planned = state.get(NEXT_RUNS_KEY, {}) if process_alive(state.get(DAEMON_KEY)) else {}
     finally:
         state.close()
     rows = []
@@ -197,14 +197,4 @@ def daemon_info(settings: Settings) -> dict[str, Any] | None:
         state.close()
     if not info:
         return None
-    return {**info, "alive": _daemon_alive(info)}
-
-
-def _daemon_alive(info: dict[str, Any] | None) -> bool:
-    if not info or info.get("host") != socket.gethostname():
-        return False
-    try:
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError):
-        return False
-    return True
+    return {**info, "alive": process_alive(info)}

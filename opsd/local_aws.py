@@ -13,6 +13,10 @@ import urllib.request
 from pathlib import Path
 
 from opsd.local_tls import ensure_certificate
+from opsd.settings import Settings
+from opsd.state import OpsState, process_alive
+
+LOCAL_AWS_KEY = "local_aws"
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
@@ -102,10 +106,43 @@ class EmbeddedAws:
             self._process.wait()
 
 
-def point_environment_at(embedded: EmbeddedAws) -> None:
+def point_environment_at(url: str, ca_bundle: Path) -> None:
     """Every boto3 client, the AWS CLI and child processes use the local endpoint."""
-    os.environ["AWS_ENDPOINT_URL"] = embedded.url
-    os.environ["AWS_CA_BUNDLE"] = str(embedded.cert_path)
+    os.environ["AWS_ENDPOINT_URL"] = url
+    os.environ["AWS_CA_BUNDLE"] = str(ca_bundle)
     os.environ.update(LOCAL_CREDENTIALS)
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
+
+
+def record_running_endpoint(settings: Settings, embedded: EmbeddedAws) -> None:
+    """So that a task started by hand in local mode finds the endpoint `opsd run` serves."""
+    state = OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms)
+    try:
+        state.set(
+            LOCAL_AWS_KEY,
+            {
+                "endpoint": embedded.url,
+                "ca_bundle": str(embedded.cert_path.resolve()),
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+            },
+        )
+    finally:
+        state.close()
+
+
+def attach_running_endpoint(settings: Settings) -> Settings:
+    """In local mode with no AWS_ENDPOINT_URL: the endpoint of the running `opsd run` that
+    shares this OPS_STATE_PATH, if there is one; otherwise the settings as they are."""
+    if not settings.is_local or settings.aws_endpoint_url or not settings.ops_state_path.exists():
+        return settings
+    state = OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms)
+    try:
+        running = state.get(LOCAL_AWS_KEY)
+    finally:
+        state.close()
+    if not process_alive(running):
+        return settings
+    point_environment_at(running["endpoint"], Path(running["ca_bundle"]))
+    return settings.model_copy(update={"aws_endpoint_url": running["endpoint"]})

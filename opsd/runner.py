@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 
 from opsd.aws import AwsClients
+from opsd.local_aws import attach_running_endpoint
 from opsd.logging import configure_logging
 from opsd.metrics import Datum, MetricsPublisher
 from opsd.results import EXIT_USAGE, Status, TaskError, TaskResult, UsageError
@@ -193,6 +194,7 @@ def main(argv: Sequence[str] | None, registry: Mapping[str, TaskSpec]) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    settings = attach_running_endpoint(settings)
     # With --json, stdout carries only the document; the log lines go to stderr.
     configure_logging(
         settings.log_level,

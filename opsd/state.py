@@ -6,6 +6,8 @@ Never the app database: tasks only read that one (DESIGN §2).
 from __future__ import annotations
 
 import json
+import os
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,3 +88,14 @@ class OpsState:
             "updated_at = excluded.updated_at",
             (key, json.dumps(value, default=str), utcnow().isoformat()),
         )
+
+
+def process_alive(info: dict[str, Any] | None) -> bool:
+    """Whether the process a state entry names (`pid` on `host`) still runs on this host."""
+    if not info or info.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError):
+        return False
+    return True

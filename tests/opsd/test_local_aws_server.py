@@ -1,9 +1,15 @@
 import json
+import os
+import socket
 from types import SimpleNamespace
 
+import pytest
 from moto.iam.access_control import PermissionResult
 
+from opsd.local_aws import LOCAL_AWS_KEY, attach_running_endpoint
 from opsd.local_aws_server import bucket_permission
+from opsd.settings import Settings, load_settings
+from opsd.state import OpsState
 from opsd.storage_policy import tls_only_statement
 
 BUCKET = "drawing-analysis-backups-local"
@@ -51,3 +57,32 @@ def test_no_policy_is_neutral() -> None:
     assert bucket_permission(SimpleNamespace(policy=None), "s3:GetObject", "arn:aws:s3:::b/k") == (
         PermissionResult.NEUTRAL
     )
+
+
+def test_a_task_by_hand_finds_the_running_local_endpoint(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert attach_running_endpoint(settings).aws_endpoint_url is None  # no state yet
+    state = OpsState(settings.ops_state_path)
+    running = {
+        "endpoint": "https://127.0.0.1:4566",
+        "ca_bundle": "/x/cert.pem",
+        "host": socket.gethostname(),
+    }
+    state.set(LOCAL_AWS_KEY, {**running, "pid": 2**22 + 12345})  # a process that is gone
+    assert attach_running_endpoint(settings).aws_endpoint_url is None
+    state.set(LOCAL_AWS_KEY, {**running, "pid": os.getpid()})
+    state.close()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "")  # restored by monkeypatch afterwards
+    monkeypatch.setenv("AWS_CA_BUNDLE", "")
+    attached = attach_running_endpoint(settings)
+    assert attached.aws_endpoint_url == "https://127.0.0.1:4566"
+    assert os.environ["AWS_CA_BUNDLE"] == "/x/cert.pem"
+
+
+def test_outside_local_mode_nothing_is_attached(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    for kind in ("DRAWINGS", "MODELS", "BACKUPS"):
+        monkeypatch.setenv(f"S3_BUCKET_{kind}", f"b-{kind.lower()}")
+    settings = load_settings()
+    assert attach_running_endpoint(settings) is settings

@@ -120,6 +120,27 @@ def test_opsd_run_brings_up_everything_and_stops_cleanly(tmp_path: Path) -> None
         )
         assert check.stdout.strip() == "ok"
 
+        # The runbook by hand, in a second terminal: no endpoint in the environment; the
+        # tasks find the running endpoint through the shared ops state.
+        def by_hand(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "tasks", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                cwd=tmp_path,
+            )
+
+        to_new = by_hand("restore", "--latest", "--to", str(tmp_path / "copy.db"))
+        assert to_new.returncode == 0, to_new.stderr
+        in_place = by_hand("restore", "--latest", "--yes")
+        assert in_place.returncode == 0, in_place.stderr
+        assert list((tmp_path / "data").glob("app.db.pre-restore-*"))
+        drill = by_hand("verify-backup")
+        assert drill.returncode == 0, drill.stderr
+        with urllib.request.urlopen(f"http://127.0.0.1:{app_port}/health", timeout=5) as reply:
+            assert reply.status == 200  # the app went on with the restored file
+
         now = datetime.now(UTC)
         query = [
             {
