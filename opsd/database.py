@@ -66,6 +66,11 @@ def ensure_sqlite_file(path: Path) -> None:
         raise DatabaseError(f"{path}: not an SQLite database (bad header)")
 
 
+def in_rollback_journal_mode(header: bytes) -> bool:
+    """Bytes 18 and 19 of a database header: 1 for the rollback journal, 2 for WAL."""
+    return header[18:20] == b"\x01\x01"
+
+
 def integrity_errors(conn: sqlite3.Connection, limit: int = 5) -> list[str]:
     """Problems `PRAGMA integrity_check` reports; empty when the database is sound."""
     try:

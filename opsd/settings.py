@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     s3_bucket_models: str = ""
     s3_bucket_backups: str = ""
     backup_prefix: str = Field("", pattern=r"^[A-Za-z0-9!_.*'()/-]{0,200}$")
-    backup_part_size_mb: int = Field(32, ge=5, le=5120)
+    backup_part_size_mb: int = Field(8, ge=5, le=5120)
     backup_upload_concurrency: int = Field(4, ge=1, le=16)
     backup_glacier_days: int = Field(90, ge=1, le=3650)
     # Glacier bills at least 90 days, so expiry comes at least 90 days after the move.

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opsd.database import DatabaseError, connect, integrity_errors
+from opsd.database import DatabaseError, connect, in_rollback_journal_mode, integrity_errors
 from tasks.backup_objects import BackupMetadata
 from tasks.snapshot import DatabaseFacts, integrity_summary, read_database_facts
-
-# Bytes 18 and 19 of the header: 1 = rollback journal, 2 = WAL (DESIGN §2 wants 1).
-_ROLLBACK_JOURNAL = b"\x01\x01"
 
 
 def check_bytes(size: int, sha256: str, metadata: BackupMetadata) -> list[str]:
@@ -77,8 +74,7 @@ def _compare(facts: DatabaseFacts, metadata: BackupMetadata) -> list[str]:
 def _opens_like_the_app(path: Path) -> list[str]:
     """The app's own opening (the shared helper), a foreign key check and the journal mode."""
     with path.open("rb") as handle:
-        handle.seek(18)
-        if handle.read(2) != _ROLLBACK_JOURNAL:
+        if not in_rollback_journal_mode(handle.read(20)):
             return ["database is in WAL mode; the app needs rollback-journal mode on EFS"]
     try:
         conn = connect(path, readonly=True)

@@ -1,9 +1,10 @@
-"""SHA-256 of a whole file and of its upload parts, in one streaming pass."""
+"""SHA-256 of a file, of its upload parts, and S3's composite checksum of those parts."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +22,6 @@ class FileDigests:
     def part_count(self) -> int:
         return len(self.part_sha256)
 
-    def part_checksum(self, index: int) -> str:
-        """Base64 SHA-256 of part `index` (0-based), as S3's x-amz-checksum-sha256 wants it."""
-        return base64.b64encode(self.part_sha256[index]).decode()
-
     def composite_checksum(self) -> str:
         """S3's checksum of a multipart object: SHA-256 of the part digests, '-N' parts."""
         combined = hashlib.sha256(b"".join(self.part_sha256)).digest()
@@ -40,29 +37,37 @@ def part_size_for(size: int, wanted: int, max_parts: int = 10_000) -> int:
     return -(-needed // mib) * mib
 
 
-def file_digests(path: Path, part_size: int) -> FileDigests:
-    """Hash `path` once: the whole file and each `part_size` slice; constant memory."""
-    whole = hashlib.sha256()
-    parts: list[bytes] = []
-    part = hashlib.sha256()
-    in_part = 0
-    size = 0
-    buffer = bytearray(min(READ_CHUNK, part_size))
-    view = memoryview(buffer)
+def part_count_for(size: int, part_size: int) -> int:
+    """Parts of `part_size` bytes (the last one shorter) holding `size`; an empty file is one."""
+    return max(1, -(-size // part_size))
+
+
+def file_sha256(path: Path) -> str:
     with path.open("rb", buffering=0) as handle:
-        while True:
-            wanted = min(len(buffer), part_size - in_part)
-            count = handle.readinto(view[:wanted])
-            if not count:
-                break
-            chunk = view[:count]
-            whole.update(chunk)
-            part.update(chunk)
-            in_part += count
-            size += count
-            if in_part == part_size:
-                parts.append(part.digest())
-                part, in_part = hashlib.sha256(), 0
-    if in_part or not parts:
-        parts.append(part.digest())
-    return FileDigests(whole.hexdigest(), size, part_size, tuple(parts))
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def range_sha256(path: Path, offset: int, length: int) -> bytes:
+    """SHA-256 of `length` bytes of `path` from `offset`."""
+    with path.open("rb", buffering=0) as handle:
+        return descriptor_sha256(handle.fileno(), offset, length)
+
+
+def descriptor_sha256(fd: int, offset: int, length: int) -> bytes:
+    """SHA-256 of `length` bytes from `offset` of an open file, read with positional reads
+    into one reused buffer (the descriptor's own position is left alone)."""
+    digest = hashlib.sha256()
+    buffer = memoryview(bytearray(min(READ_CHUNK, max(length, 1))))
+    end = offset + length
+    while offset < end:
+        count = os.preadv(fd, [buffer[: min(len(buffer), end - offset)]], offset)
+        if not count:
+            raise OSError(f"file ended at byte {offset} of {end} while it was hashed")
+        digest.update(buffer[:count])
+        offset += count
+    return digest.digest()
+
+
+def part_checksum(digest: bytes) -> str:
+    """A part's SHA-256 as S3's x-amz-checksum-sha256 wants it (base64)."""
+    return base64.b64encode(digest).decode()

@@ -19,8 +19,8 @@ from tasks.download import download_object, progress_on_terminal, sync_file
 from tasks.drill_records import latest_drills
 from tasks.restore_selection import parse_timestamp, select_backup
 from tasks.restore_swap import place_verified_file, pre_restore_path
+from tasks.scratch_files import remove_quietly
 from tasks.service_control import EcsService, service_stopped
-from tasks.snapshot import remove_quietly
 
 TASK = "restore"
 DESCRIPTION = (

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import errno
 import os
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,11 +16,13 @@ from opsd.database import (
     DatabaseError,
     alembic_revision,
     connect,
+    in_rollback_journal_mode,
     integrity_errors,
     table_row_counts,
 )
 from opsd.results import TaskError
-from tasks.checksums import FileDigests, file_digests
+from tasks.checksums import descriptor_sha256, file_sha256
+from tasks.scratch_files import remove_quietly, scratch_file
 
 
 @dataclass(frozen=True)
@@ -49,83 +50,29 @@ def integrity_summary(errors: Sequence[str], shown: int = 2) -> str:
     return "; ".join(lines[:shown]) + more
 
 
-# Scratch files in use by this process, each with an open descriptor holding an flock on
-# it. A process killed with SIGKILL cannot remove its scratch file, but its lock dies with
-# it: a later run removes the scratch files nobody holds (`remove_abandoned`).
-_held: dict[Path, int] = {}
-_held_guard = threading.Lock()
-CLAIMING = ".claiming-"
 SNAPSHOT_PREFIX = "backup-"
+# Bytes 0-99 of the database file; bytes 18 and 19 say rollback journal (1) or WAL (2).
+_HEADER_BYTES = 100
+_COPY_CHUNK = 8 << 20
 
 
-def scratch_file(directory: Path | None, prefix: str, suffix: str = ".db") -> Path:
-    """A new empty file for temporary work (SCRATCH_DIR, else the system temp dir), locked
-    by this process until `remove_quietly(path)`."""
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-    while True:
-        # Locked before it takes its real name, so no cleaner ever sees it unlocked.
-        descriptor, name = tempfile.mkstemp(
-            prefix=f"{CLAIMING}{prefix}", suffix=suffix, dir=directory
-        )
-        claiming = Path(name)
-        path = claiming.with_name(claiming.name.removeprefix(CLAIMING))
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-            os.link(claiming, path)
-        except (FileExistsError, FileNotFoundError):
-            os.close(descriptor)
-            continue
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                claiming.unlink()
-        with _held_guard:
-            _held[path] = descriptor
-        return path
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent copy of the database in a scratch file, and the SHA-256 of its bytes."""
+
+    path: Path
+    size: int
+    sha256: str
 
 
-def remove_quietly(path: Path | None) -> None:
-    """Remove a temporary file (and a journal SQLite may have left beside it)."""
-    if path is None:
-        return
-    for leftover in (path, path.with_name(path.name + "-journal")):
-        with contextlib.suppress(FileNotFoundError):
-            leftover.unlink()
-    with _held_guard:
-        descriptor = _held.pop(path, None)
-    if descriptor is not None:
-        os.close(descriptor)
+def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: int) -> Snapshot:
+    """A consistent copy of `source` in a new temporary file (locked; see scratch_files).
 
-
-def remove_abandoned(directory: Path, prefix: str, suffix: str = ".db") -> list[Path]:
-    """Remove the scratch files `scratch_file` made here whose process is gone (no lock)."""
-    removed = []
-    for path in sorted(directory.glob(f"{prefix}*{suffix}")) + sorted(
-        directory.glob(f"{CLAIMING}{prefix}*{suffix}")
-    ):
-        try:
-            descriptor = os.open(path, os.O_RDONLY)
-        except (FileNotFoundError, IsADirectoryError):
-            continue
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # its process is alive and still using it
-        else:
-            for leftover in (path, path.with_name(path.name + "-journal")):
-                with contextlib.suppress(FileNotFoundError):
-                    leftover.unlink()
-            removed.append(path)
-        finally:
-            os.close(descriptor)
-    return removed
-
-
-def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: int) -> Path:
-    """Copy `source` with SQLite's online backup API into a new temporary file.
-
-    The copy is one step, so it is consistent: writers wait (busy timeout) while it runs.
-    The caller owns the returned file and must remove it.
+    In rollback-journal mode (DESIGN §2) the file is copied as it is, and hashed on the
+    way, while a read transaction holds SQLite's SHARED lock: no writer can commit until
+    the copy is done, and it takes a fraction of the time SQLite's backup API needs, so
+    writers wait that much less. A database in WAL mode, whose committed pages may still
+    be in the -wal file, is copied with the backup API. The caller removes the file.
     """
     try:
         src = connect(source, readonly=True, busy_timeout_ms=busy_timeout_ms)
@@ -134,15 +81,22 @@ def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: i
     target: Path | None = None
     try:
         target = scratch_file(scratch_dir, SNAPSHOT_PREFIX)
-        dest = sqlite3.connect(target, isolation_level=None)
-        try:
-            # A scratch copy, discarded on any failure, needs neither a journal nor fsync;
-            # without them the copy, and so the writers' wait, is about half as long.
-            dest.execute("PRAGMA journal_mode = OFF")
-            dest.execute("PRAGMA synchronous = OFF")
-            src.backup(dest)
-        finally:
-            dest.close()
+        with source.open("rb", buffering=0) as source_file:
+            # This descriptor stays open until the read transaction has ended: closing any
+            # descriptor of a file drops every POSIX lock the process holds on it.
+            src.execute("BEGIN")
+            try:
+                src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # SHARED lock
+                page_count = src.execute("PRAGMA page_count").fetchone()[0]
+                page_size = src.execute("PRAGMA page_size").fetchone()[0]
+                sha256: str | None = None
+                if in_rollback_journal_mode(os.pread(source_file.fileno(), _HEADER_BYTES, 0)):
+                    sha256 = _copy_and_hash(source_file.fileno(), target, page_count * page_size)
+                else:
+                    _backup_pages(src, target)
+            finally:
+                src.execute("COMMIT")
+        snapshot = Snapshot(target, target.stat().st_size, sha256 or file_sha256(target))
     except sqlite3.Error as exc:
         remove_quietly(target)
         raise TaskError(f"snapshot {source}: {exc}") from None
@@ -154,7 +108,50 @@ def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: i
         raise
     finally:
         src.close()
-    return target
+    return snapshot
+
+
+def _copy_and_hash(source_fd: int, target: Path, size: int) -> str:
+    """Copy the first `size` bytes of the source into `target` and return their SHA-256.
+
+    The kernel copies (sendfile) while a second thread hashes the same bytes, which no
+    writer can change before the read transaction ends: the copy takes as long as the
+    hash alone. The scratch copy is what gets uploaded, each part with its own SHA-256.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-sha256") as pool:
+        sha256 = pool.submit(descriptor_sha256, source_fd, 0, size)
+        _copy_bytes(source_fd, target, size)
+        return sha256.result().hex()
+
+
+def _copy_bytes(source_fd: int, target: Path, size: int) -> None:
+    with target.open("wb") as out:
+        copied = 0
+        try:
+            while copied < size:
+                sent = os.sendfile(out.fileno(), source_fd, copied, size - copied)
+                if sent == 0:
+                    break
+                copied += sent
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS) or copied:
+                raise
+            while copied < size and (chunk := os.pread(source_fd, _COPY_CHUNK, copied)):
+                out.write(chunk[: size - copied])
+                copied += len(chunk)
+        if copied < size:
+            raise OSError(errno.EIO, f"database file ended after {copied} of {size} bytes")
+
+
+def _backup_pages(src: sqlite3.Connection, target: Path) -> None:
+    dest = sqlite3.connect(target, isolation_level=None)
+    try:
+        # A scratch copy, discarded on any failure, needs neither a journal nor fsync.
+        dest.execute("PRAGMA journal_mode = OFF")
+        dest.execute("PRAGMA synchronous = OFF")
+        src.backup(dest)
+    finally:
+        dest.close()
 
 
 def read_database_facts(
@@ -181,15 +178,6 @@ def read_database_facts(
         return DatabaseFacts(0, 0, sqlite3.sqlite_version, 0, None, {}, (str(exc),))
     finally:
         conn.close()
-
-
-def examine(path: Path, part_size: int, busy_timeout_ms: int) -> tuple[DatabaseFacts, FileDigests]:
-    """Facts (without the integrity check) and digests of a file, side by side: SQLite and
-    hashlib both release the GIL."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
-        digests = pool.submit(file_digests, path, part_size)
-        facts = read_database_facts(path, busy_timeout_ms, check_integrity=False)
-        return facts, digests.result()
 
 
 class BackgroundIntegrityCheck:

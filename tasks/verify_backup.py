@@ -14,7 +14,7 @@ from tasks.backup_checks import check_bytes, check_database
 from tasks.backup_objects import BackupMetadata, head_backup, list_backups, normalise_prefix
 from tasks.download import download_object
 from tasks.drill_records import latest_drills, record_drill
-from tasks.snapshot import remove_quietly
+from tasks.scratch_files import remove_quietly
 
 TASK = "verify-backup"
 DESCRIPTION = (

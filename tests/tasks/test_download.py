@@ -4,7 +4,7 @@ from pathlib import Path
 from opsd.aws import AwsClients
 from opsd.settings import Settings
 from tasks.download import DOWNLOAD_PREFIX, download_object
-from tasks.snapshot import remove_quietly, scratch_file
+from tasks.scratch_files import remove_quietly, scratch_file
 
 
 def test_download_removes_files_of_killed_downloads_but_not_live_ones(

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import tasks.snapshot as snapshot_module
+from opsd.results import TaskError
+from tasks.scratch_files import remove_quietly
+from tasks.snapshot import snapshot_database
+from tests.conftest import create_app_database
+
+
+def _rows(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM analyses").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _insert(path: Path, busy_timeout_s: float) -> None:
+    conn = sqlite3.connect(path, timeout=busy_timeout_s)
+    try:
+        _insert_with(conn)
+    finally:
+        conn.close()
+
+
+def _insert_with(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        "INSERT INTO analyses (drawing_id, created_at, anomaly_score) "
+        "VALUES (1, '2026-11-25T00:00:00+00:00', 0.5)"
+    )
+    conn.commit()
+
+
+def test_snapshot_is_an_exact_copy_with_its_sha256(tmp_path: Path) -> None:
+    database = create_app_database(tmp_path / "app.db")
+    snapshot = snapshot_database(database, tmp_path / "scratch", 1000)
+    try:
+        data = snapshot.path.read_bytes()
+        assert data == database.read_bytes()
+        assert snapshot.size == len(data)
+        assert snapshot.sha256 == hashlib.sha256(data).hexdigest()
+    finally:
+        remove_quietly(snapshot.path)
+
+
+def test_no_writer_commits_while_the_file_is_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = create_app_database(tmp_path / "app.db")
+    before = _rows(database)
+    real_copy = snapshot_module._copy_bytes
+    refused: list[str] = []
+
+    def copy_while_a_writer_tries(source_fd: int, target: Path, size: int) -> None:
+        with pytest.raises(sqlite3.OperationalError) as caught:
+            _insert(database, busy_timeout_s=0)
+        refused.append(str(caught.value))
+        real_copy(source_fd, target, size)
+
+    monkeypatch.setattr(snapshot_module, "_copy_bytes", copy_while_a_writer_tries)
+    snapshot = snapshot_database(database, tmp_path / "scratch", 1000)
+    try:
+        assert refused == ["database is locked"]
+        assert _rows(snapshot.path) == before
+        _insert(database, busy_timeout_s=0)  # the lock ended with the snapshot
+        assert _rows(database) == before + 1
+    finally:
+        remove_quietly(snapshot.path)
+
+
+def test_wal_database_is_copied_with_its_committed_wal_pages(tmp_path: Path) -> None:
+    database = create_app_database(tmp_path / "app.db")
+    before = _rows(database)
+    writer = sqlite3.connect(database)
+    try:
+        writer.execute("PRAGMA journal_mode = WAL")
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        _insert_with(writer)
+        assert Path(f"{database}-wal").stat().st_size > 0
+        snapshot = snapshot_database(database, tmp_path / "scratch", 1000)
+    finally:
+        writer.close()
+    try:
+        assert _rows(snapshot.path) == before + 1
+        assert snapshot.sha256 == hashlib.sha256(snapshot.path.read_bytes()).hexdigest()
+    finally:
+        remove_quietly(snapshot.path)
+
+
+def test_copy_falls_back_to_reads_where_sendfile_is_unsupported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = create_app_database(tmp_path / "app.db")
+
+    def unsupported(*_: object) -> int:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(os, "sendfile", unsupported)
+    snapshot = snapshot_database(database, tmp_path / "scratch", 1000)
+    try:
+        assert snapshot.path.read_bytes() == database.read_bytes()
+    finally:
+        remove_quietly(snapshot.path)
+
+
+def test_full_scratch_disk_fails_naming_it_and_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = create_app_database(tmp_path / "app.db")
+
+    def disk_full(*_: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "sendfile", disk_full)
+    scratch = tmp_path / "scratch"
+    with pytest.raises(TaskError, match=f"into {scratch}: .*No space left on device"):
+        snapshot_database(database, scratch, 1000)
+    assert list(scratch.iterdir()) == []
+    _insert(database, busy_timeout_s=0)  # and the read lock is gone
