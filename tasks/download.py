@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tempfile
@@ -15,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from opsd.aws import describe_aws_error
 from opsd.results import TaskError
+from tasks.checksums import ChunkHasher
 from tasks.scratch_files import remove_abandoned, remove_quietly, scratch_file
 
 CHUNK = 1 << 20
@@ -67,12 +67,12 @@ def download_object(
     files of downloads whose process was killed are removed here before starting.
     """
     temp: Path | None = None
-    digest = hashlib.sha256()
     done = 0
     try:
         remove_abandoned_downloads(directory)
         temp = scratch_file(directory, DOWNLOAD_PREFIX, DOWNLOAD_SUFFIX)
-        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_TRUNC), "wb") as out:
+        out = os.fdopen(os.open(temp, os.O_WRONLY | os.O_TRUNC), "wb")
+        with out, ChunkHasher() as digest:
             response = s3.get_object(Bucket=bucket, Key=key)
             for chunk in response["Body"].iter_chunks(CHUNK):
                 out.write(chunk)
