@@ -5,7 +5,8 @@ Per size, in one run against one moto server: our `backup` task, the scripted pr
 snapshot; then our `restore --to`, `aws s3 cp` + integrity check, one streaming GET +
 integrity check (the fair floor on moto) and `litestream restore` + integrity check; then
 the commit latency of a live writer during our backup against the same writer idle.
-Contenders take turns within each repetition so drift on the shared cores hits them alike.
+Contenders take turns within each repetition, in an order rotated every repetition, after
+one untimed warm-up upload and download, so drift on the shared cores hits them alike.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def _run_size(
     work.mkdir(parents=True)
     with LocalS3(work / "moto.log") as s3:
         bench = _SizeRun(s3, database, work)
+        bench.warm_up()
         backup_summaries = bench.take_turns(bench.backup_steps(), options.repeat)
         restore_summaries = bench.take_turns(bench.restore_steps(), options.repeat)
         latency = bench.writer_latency(backup_summaries)
@@ -134,11 +136,27 @@ class _SizeRun:
         return run_measured(command, env=self.env(**env), log_path=log)
 
     def take_turns(self, steps: dict[str, Step], repeat: int) -> list[Summary]:
+        """Every contender once per repetition, the order rotated by one each time, so
+        that no contender always follows the same one (or always goes first)."""
         runs: dict[str, list[ProcessRun]] = {name: [] for name in steps}
+        names = list(steps)
         for attempt in range(repeat):
-            for name, step in steps.items():
-                runs[name].append(step(attempt))
+            shift = attempt % len(names)
+            for name in names[shift:] + names[:shift]:
+                runs[name].append(steps[name](attempt))
         return [Summary.of(name, done) for name, done in runs.items()]
+
+    def warm_up(self) -> None:
+        """One untimed upload and streaming GET of the database: the first large request
+        to a fresh moto server is much slower than the next, whoever makes it."""
+        key = "warm-up.db"
+        url = f"s3://{self.s3.bucket}/{key}"
+        self.measure("warm-up-upload", 0, cmd.upload_as_is(self.s3.endpoint, self.database, url))
+        download = self.work / "scratch" / key
+        download.parent.mkdir(parents=True, exist_ok=True)
+        self.measure("warm-up-get", 0, cmd.streamed_get(self.s3.bucket, key, download))
+        download.unlink()
+        self.s3.delete_prefix(key)
 
     # Backups -------------------------------------------------------------------------
 

@@ -76,12 +76,14 @@ def scripted_restore(endpoint: str, url: str, out: Path) -> list[str]:
     return _shell(_aws(endpoint, "cp", url, str(out)), _integrity_check(out))
 
 
+def streamed_get(bucket: str, key: str, out: Path) -> list[str]:
+    """One streaming GET of the object into `out` (benchmarks/stream_get.py)."""
+    return [sys.executable, "-m", "benchmarks.stream_get", bucket, key, str(out)]
+
+
 def streamed_get_and_check(bucket: str, key: str, out: Path) -> list[str]:
     """The fair restore floor: one streaming GET, then the integrity check."""
-    return _shell(
-        [sys.executable, "-m", "benchmarks.stream_get", bucket, key, str(out)],
-        _integrity_check(out),
-    )
+    return _shell(streamed_get(bucket, key, out), _integrity_check(out))
 
 
 def litestream_available() -> bool:
