@@ -12,7 +12,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from opsd.local_tls import ensure_certificate
 from opsd.settings import Settings
 from opsd.state import OpsState, process_alive
 
@@ -39,6 +38,9 @@ class EmbeddedAws:
         self.port = port
         self.folder = folder
         self.log_path = folder / "local-aws.log"
+        # Imported here: cryptography costs every task run 20 ms of start-up otherwise.
+        from opsd.local_tls import ensure_certificate
+
         self.cert_path, self.key_path = ensure_certificate(folder)
         self._process: subprocess.Popen[bytes] | None = None
 

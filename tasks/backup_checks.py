@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from opsd.database import DatabaseError, connect, in_rollback_journal_mode, integrity_errors
 from tasks.backup_objects import BackupMetadata
+from tasks.checksums import file_sha256
 from tasks.snapshot import DatabaseFacts, integrity_summary, read_database_facts
 
 
@@ -16,6 +18,17 @@ def check_bytes(size: int, sha256: str, metadata: BackupMetadata) -> list[str]:
     if size != metadata.size:
         problems.append(f"size {size} does not match the recorded {metadata.size}")
     return problems
+
+
+def check_download(path: Path, metadata: BackupMetadata, *, full: bool) -> list[str]:
+    """A downloaded backup against its object's metadata: the size and sha256 of its bytes
+    (problems there come first), then the database checks. The file is hashed in a second
+    thread while SQLite checks it: nothing is trusted before both are done."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
+        sha256 = pool.submit(file_sha256, path)
+        database_problems = check_database(path, metadata, full=full)
+        byte_problems = check_bytes(path.stat().st_size, sha256.result(), metadata)
+    return byte_problems or database_problems
 
 
 def check_database(path: Path, metadata: BackupMetadata | None, full: bool) -> list[str]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import queue
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,35 +71,3 @@ def descriptor_sha256(fd: int, offset: int, length: int) -> bytes:
 def part_checksum(digest: bytes) -> str:
     """A part's SHA-256 as S3's x-amz-checksum-sha256 wants it (base64)."""
     return base64.b64encode(digest).decode()
-
-
-class ChunkHasher:
-    """SHA-256 of chunks handed over in order, computed in a second thread so that the
-    hashing overlaps the I/O producing them (hashlib releases the GIL). At most
-    `in_flight` chunks wait, so memory stays bounded. Use as a context manager."""
-
-    def __init__(self, in_flight: int = 8) -> None:
-        self._digest = hashlib.sha256()
-        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=in_flight)
-        self._thread = threading.Thread(target=self._consume, name="sha256", daemon=True)
-        self._thread.start()
-
-    def _consume(self) -> None:
-        while (chunk := self._chunks.get()) is not None:
-            self._digest.update(chunk)
-
-    def update(self, chunk: bytes) -> None:
-        self._chunks.put(chunk)
-
-    def hexdigest(self) -> str:
-        """Wait for the chunks handed over so far; their SHA-256, in hex."""
-        if self._thread.is_alive():
-            self._chunks.put(None)
-            self._thread.join()
-        return self._digest.hexdigest()
-
-    def __enter__(self) -> ChunkHasher:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.hexdigest()

@@ -1,4 +1,4 @@
-"""One streaming GET of a backup object into a temporary file, hashed on the way."""
+"""One streaming GET of a backup object into a temporary file."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from opsd.aws import describe_aws_error
 from opsd.results import TaskError
-from tasks.checksums import ChunkHasher
 from tasks.scratch_files import remove_abandoned, remove_quietly, scratch_file
 
 CHUNK = 1 << 20
@@ -58,8 +57,10 @@ def download_object(
     progress: ProgressLine | None = None,
     check_stop: Callable[[], None] = lambda: None,
     durable: bool = True,
-) -> tuple[Path, str]:
-    """Stream `key` into a new temporary file in `directory`; return it and its sha256.
+) -> Path:
+    """Stream `key` into a new temporary file in `directory` and return it. Its sha256 is
+    checked afterwards (`backup_checks.check_download`), beside the integrity check: here
+    the cores are busy enough with the transfer.
 
     The file sits beside its final place so that the later rename is atomic; with
     `durable=False` the caller syncs it (`sync_file`) or does not need it on disk. On any failure
@@ -71,12 +72,10 @@ def download_object(
     try:
         remove_abandoned_downloads(directory)
         temp = scratch_file(directory, DOWNLOAD_PREFIX, DOWNLOAD_SUFFIX)
-        out = os.fdopen(os.open(temp, os.O_WRONLY | os.O_TRUNC), "wb")
-        with out, ChunkHasher() as digest:
+        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_TRUNC), "wb") as out:
             response = s3.get_object(Bucket=bucket, Key=key)
             for chunk in response["Body"].iter_chunks(CHUNK):
                 out.write(chunk)
-                digest.update(chunk)
                 done += len(chunk)
                 if progress:
                     progress.update(done)
@@ -100,7 +99,7 @@ def download_object(
     except BaseException:
         remove_quietly(temp)
         raise
-    return temp, digest.hexdigest()
+    return temp
 
 
 def remove_abandoned_downloads(directory: Path) -> list[Path]:

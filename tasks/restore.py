@@ -13,7 +13,7 @@ from opsd.formatting import human_size
 from opsd.results import Status, TaskError, TaskResult, UsageError
 from opsd.runner import TaskContext
 from opsd.state import utcnow
-from tasks.backup_checks import check_bytes, check_database
+from tasks.backup_checks import check_download
 from tasks.backup_objects import BackupMetadata, BackupObject, head_backup, list_backups
 from tasks.download import download_object, progress_on_terminal, sync_file
 from tasks.drill_records import latest_drills
@@ -145,7 +145,7 @@ def _restore(
     except OSError as exc:
         raise TaskError(f"restore {key} to {target}: {exc.strerror or exc}") from None
     progress = progress_on_terminal(f"restoring {key.rsplit('/', 1)[-1]}", plan.backup.size)
-    temp, sha256 = download_object(
+    temp = download_object(
         ctx.clients("s3"),
         plan.bucket,
         key,
@@ -158,9 +158,7 @@ def _restore(
         # The file reaches the disk while it is checked; both finish before any rename.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync") as pool:
             synced = pool.submit(sync_file, temp)
-            problems = check_bytes(temp.stat().st_size, sha256, plan.metadata) or (
-                check_database(temp, plan.metadata, full=False)
-            )
+            problems = check_download(temp, plan.metadata, full=False)
             try:
                 synced.result()
             except OSError as exc:
@@ -170,7 +168,7 @@ def _restore(
                 ) from None
         if problems:
             raise TaskError(f"restore {key}: refused, {'; '.join(problems)}; {target} untouched")
-        ctx.log.info("backup verified", key=key, sha256=sha256, target=str(target))
+        ctx.log.info("backup verified", key=key, sha256=plan.metadata.sha256, target=str(target))
         if plan.in_place and not (args.stop_service or args.yes):
             question = f"Replace {target} with {key}? The app must not be writing to it."
             if not ctx.confirm(question):
@@ -190,7 +188,7 @@ def _restore(
     if kept is not None:
         message += f"; previous database kept as {kept.name}"
         details["kept"] = str(kept)
-    details["sha256"] = sha256
+    details["sha256"] = plan.metadata.sha256
     output = json.dumps(details) if args.json else None
     return TaskResult(TASK, Status.OK, message, details, output=output)
 

@@ -68,8 +68,8 @@ class Snapshot:
 def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: int) -> Snapshot:
     """A consistent copy of `source` in a new temporary file (locked; see scratch_files).
 
-    In rollback-journal mode (DESIGN §2) the file is copied as it is, and hashed on the
-    way, while a read transaction holds SQLite's SHARED lock: no writer can commit until
+    In rollback-journal mode (DESIGN §2) the file is copied as it is, and hashed, while a
+    read transaction holds SQLite's SHARED lock: no writer can commit until
     the copy is done, and it takes a fraction of the time SQLite's backup API needs, so
     writers wait that much less. A database in WAL mode, whose committed pages may still
     be in the -wal file, is copied with the backup API. The caller removes the file.
@@ -136,8 +136,8 @@ def _copy_bytes(source_fd: int, target: Path, size: int) -> None:
         except OSError as exc:
             if exc.errno not in (errno.EINVAL, errno.ENOSYS) or copied:
                 raise
-            while copied < size and (chunk := os.pread(source_fd, _COPY_CHUNK, copied)):
-                out.write(chunk[: size - copied])
+            while chunk := os.pread(source_fd, min(_COPY_CHUNK, size - copied), copied):
+                out.write(chunk)
                 copied += len(chunk)
         if copied < size:
             raise OSError(errno.EIO, f"database file ended after {copied} of {size} bytes")

@@ -10,7 +10,7 @@ from typing import Any
 from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
-from tasks.backup_checks import check_bytes, check_database
+from tasks.backup_checks import check_download
 from tasks.backup_objects import BackupMetadata, head_backup, list_backups, normalise_prefix
 from tasks.download import download_object
 from tasks.drill_records import latest_drills, record_drill
@@ -76,14 +76,11 @@ def _drill(ctx: TaskContext, bucket: str, key: str, metadata: BackupMetadata) ->
     directory = ctx.settings.scratch_dir or Path(tempfile.gettempdir())
     directory.mkdir(parents=True, exist_ok=True)
     # A scratch copy read once and removed: it never needs to reach the disk.
-    path, sha256 = download_object(
+    path = download_object(
         ctx.clients("s3"), bucket, key, directory, check_stop=ctx.check_stop, durable=False
     )
     try:
-        problems = check_bytes(path.stat().st_size, sha256, metadata)
-        if problems:
-            return problems
-        return check_database(path, metadata, full=True)
+        return check_download(path, metadata, full=True)
     finally:
         remove_quietly(path)
 

@@ -19,7 +19,6 @@ from tasks.backup_objects import (
     normalise_prefix,
 )
 from tasks.checksums import (
-    ChunkHasher,
     FileDigests,
     file_sha256,
     part_checksum,
@@ -176,19 +175,3 @@ def test_timestamps_without_zone_are_utc_and_garbage_is_a_usage_error() -> None:
     assert parse_timestamp("2026-11-24T08:00+02:00") == datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
     with pytest.raises(UsageError, match="not a timestamp"):
         parse_timestamp("last tuesday")
-
-
-def test_chunk_hasher_digests_chunks_in_the_order_given() -> None:
-    chunks = [bytes([n]) * (n * 1000 + 1) for n in range(40)]
-    with ChunkHasher(in_flight=2) as hasher:
-        for chunk in chunks:
-            hasher.update(chunk)
-    assert hasher.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
-
-
-def test_chunk_hasher_left_by_an_error_stops_its_thread() -> None:
-    with pytest.raises(RuntimeError), ChunkHasher() as hasher:
-        hasher.update(b"partial")
-        raise RuntimeError("download failed")
-    assert hasher.hexdigest() == hashlib.sha256(b"partial").hexdigest()
-    assert not hasher._thread.is_alive()
