@@ -14,7 +14,7 @@ from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from opsd.state import utcnow
 from tasks.backup_objects import REASONS, BackupMetadata, backup_key, head_backup
-from tasks.checksums import FileDigests, part_count_for, part_size_for
+from tasks.checksums import FileDigests
 from tasks.s3_upload import ObjectExists, upload_once
 from tasks.scratch_files import remove_abandoned, remove_quietly
 from tasks.snapshot import (
@@ -66,55 +66,60 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     integrity: BackgroundIntegrityCheck | None = None
     try:
         snapshot = snapshot_database(
-            settings.database_path, settings.scratch_dir, settings.sqlite_busy_timeout_ms
+            settings.database_path,
+            settings.scratch_dir,
+            settings.sqlite_busy_timeout_ms,
+            settings.backup_part_size_mb << 20,
         )
-        ctx.log.info("snapshot taken", bytes=snapshot.size, **where)
+        copy, digests = snapshot.path, snapshot.digests
+        ctx.log.info("snapshot taken", bytes=digests.size, **where)
         ctx.check_stop()
         # The integrity check runs while the parts go up; the upload completes only if it
         # passes.
-        integrity = BackgroundIntegrityCheck(snapshot.path, settings.sqlite_busy_timeout_ms)
+        integrity = BackgroundIntegrityCheck(copy, settings.sqlite_busy_timeout_ms)
         checked = integrity
-        facts = read_database_facts(
-            snapshot.path, settings.sqlite_busy_timeout_ms, check_integrity=False
-        )
+        facts = read_database_facts(copy, settings.sqlite_busy_timeout_ms, check_integrity=False)
         if facts.integrity_errors:
             _refuse(settings.database_path, facts.integrity_errors)
-        metadata = _metadata(facts, snapshot, args.reason, taken_at.isoformat(timespec="seconds"))
+        metadata = _metadata(facts, digests, args.reason, taken_at.isoformat(timespec="seconds"))
         encoded = metadata.to_s3()
-        part_size = part_size_for(snapshot.size, settings.backup_part_size_mb << 20)
-        details: dict[str, Any] = {**where, "bytes": snapshot.size, "sha256": snapshot.sha256}
+        details: dict[str, Any] = {**where, "bytes": digests.size, "sha256": digests.sha256}
 
         def require_integrity() -> None:
             if errors := checked.errors():
                 _refuse(settings.database_path, errors)
+
+        def release_snapshot() -> None:
+            require_integrity()
+            # Every part is up: the copy goes while S3 assembles the object.
+            remove_quietly(copy)
 
         if args.dry_run:
             require_integrity()
             return TaskResult(
                 TASK,
                 Status.OK,
-                f"dry run: would upload {key} ({snapshot.size} bytes) to s3://{bucket}",
+                f"dry run: would upload {key} ({digests.size} bytes) to s3://{bucket}",
                 details,
-                output=_plan(bucket, key, snapshot, part_size, encoded),
+                output=_plan(bucket, key, digests, encoded),
             )
         ctx.check_stop()
         try:
-            parts = upload_once(
+            upload_once(
                 s3,
                 bucket,
                 key,
-                snapshot.path,
-                part_size,
+                copy,
+                digests,
                 encoded,
                 concurrency=settings.backup_upload_concurrency,
                 check_stop=ctx.check_stop,
-                before_complete=require_integrity,
+                before_complete=release_snapshot,
             )
         except ObjectExists:
             return TaskResult(
                 TASK, Status.SKIPPED, f"{key} already exists: backup of this minute done", where
             )
-        digests = FileDigests(snapshot.sha256, snapshot.size, part_size, parts)
         details["checksum_sha256"] = verify_uploaded(s3, bucket, key, digests)
     finally:
         if integrity is not None:
@@ -150,11 +155,11 @@ def _refuse(database: Path, errors: Sequence[str]) -> NoReturn:
 
 
 def _metadata(
-    facts: DatabaseFacts, snapshot: Snapshot, reason: str, taken_at: str
+    facts: DatabaseFacts, digests: FileDigests, reason: str, taken_at: str
 ) -> BackupMetadata:
     return BackupMetadata(
-        sha256=snapshot.sha256,
-        size=snapshot.size,
+        sha256=digests.sha256,
+        size=digests.size,
         page_count=facts.page_count,
         page_size=facts.page_size,
         sqlite_version=facts.sqlite_version,
@@ -194,13 +199,10 @@ def same_composite(remote: str, ours: str) -> bool:
     return remote_digest == our_digest and remote_parts in ("", our_parts)
 
 
-def _plan(
-    bucket: str, key: str, snapshot: Snapshot, part_size: int, metadata: dict[str, str]
-) -> str:
-    parts = part_count_for(snapshot.size, part_size)
+def _plan(bucket: str, key: str, digests: FileDigests, metadata: dict[str, str]) -> str:
     lines = [
         f"would upload s3://{bucket}/{key}",
-        f"  bytes        {snapshot.size} in {parts} part(s) of {part_size}",
+        f"  bytes        {digests.size} in {digests.part_count} part(s) of {digests.part_size}",
         "  encryption   AES256, SHA-256 checksum per part, written once (If-None-Match: *)",
         *(f"  {name:<16} {value}" for name, value in metadata.items()),
     ]

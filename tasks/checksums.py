@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,10 @@ class FileDigests:
     def part_count(self) -> int:
         return len(self.part_sha256)
 
+    def part_checksum(self, index: int) -> str:
+        """Base64 SHA-256 of part `index` (0-based), as S3's x-amz-checksum-sha256 wants it."""
+        return base64.b64encode(self.part_sha256[index]).decode()
+
     def composite_checksum(self) -> str:
         """S3's checksum of a multipart object: SHA-256 of the part digests, '-N' parts."""
         combined = hashlib.sha256(b"".join(self.part_sha256)).digest()
@@ -37,20 +42,23 @@ def part_size_for(size: int, wanted: int, max_parts: int = 10_000) -> int:
     return -(-needed // mib) * mib
 
 
-def part_count_for(size: int, part_size: int) -> int:
-    """Parts of `part_size` bytes (the last one shorter) holding `size`; an empty file is one."""
-    return max(1, -(-size // part_size))
+def file_digests(fd: int, size: int, part_size: int) -> FileDigests:
+    """SHA-256 of the first `size` bytes of an open file and of each `part_size` slice of
+    them, in two threads (hashlib releases the GIL); an empty file is one empty part."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sha256") as pool:
+        whole = pool.submit(descriptor_sha256, fd, 0, size)
+        parts = [
+            pool.submit(descriptor_sha256, fd, offset, min(part_size, size - offset))
+            for offset in range(0, max(size, 1), part_size)
+        ]
+        return FileDigests(
+            whole.result().hex(), size, part_size, tuple(part.result() for part in parts)
+        )
 
 
 def file_sha256(path: Path) -> str:
     with path.open("rb", buffering=0) as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def range_sha256(path: Path, offset: int, length: int) -> bytes:
-    """SHA-256 of `length` bytes of `path` from `offset`."""
-    with path.open("rb", buffering=0) as handle:
-        return descriptor_sha256(handle.fileno(), offset, length)
 
 
 def descriptor_sha256(fd: int, offset: int, length: int) -> bytes:
@@ -66,8 +74,3 @@ def descriptor_sha256(fd: int, offset: int, length: int) -> bytes:
         digest.update(buffer[:count])
         offset += count
     return digest.digest()
-
-
-def part_checksum(digest: bytes) -> str:
-    """A part's SHA-256 as S3's x-amz-checksum-sha256 wants it (base64)."""
-    return base64.b64encode(digest).decode()

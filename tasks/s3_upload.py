@@ -18,7 +18,7 @@ import structlog
 
 from opsd.aws import describe_aws_error, error_code
 from opsd.results import TaskError
-from tasks.checksums import part_checksum, part_count_for, range_sha256
+from tasks.checksums import FileDigests
 
 PRECONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict")
 CONTENT_TYPE = "application/vnd.sqlite3"
@@ -79,18 +79,16 @@ def upload_once(
     bucket: str,
     key: str,
     path: Path,
-    part_size: int,
+    digests: FileDigests,
     metadata: Mapping[str, str],
     *,
     concurrency: int = 4,
     check_stop: Callable[[], None] = lambda: None,
     before_complete: Callable[[], None] = lambda: None,
-) -> tuple[bytes, ...]:
+) -> None:
     """Upload `path` to `key` unless the key exists; raise ObjectExists if it does.
 
-    Each part goes up with the SHA-256 of its bytes, which S3 checks; the digests are
-    returned in part order. `before_complete` runs once every part is up; raising there
-    aborts the upload."""
+    `before_complete` runs once every part is up; raising there aborts the upload."""
     try:
         created = s3.create_multipart_upload(
             Bucket=bucket,
@@ -105,7 +103,7 @@ def upload_once(
     upload_id = created["UploadId"]
     completed = False
     try:
-        parts = _upload_parts(s3, bucket, key, upload_id, path, part_size, concurrency, check_stop)
+        parts = _upload_parts(s3, bucket, key, upload_id, path, digests, concurrency, check_stop)
         check_stop()
         before_complete()
         try:
@@ -113,7 +111,7 @@ def upload_once(
                 Bucket=bucket,
                 Key=key,
                 UploadId=upload_id,
-                MultipartUpload={"Parts": [part for part, _ in parts]},
+                MultipartUpload={"Parts": parts},
                 IfNoneMatch="*",
             )
         except Exception as exc:
@@ -124,7 +122,6 @@ def upload_once(
     finally:
         if not completed:
             _abort(s3, bucket, key, upload_id)
-    return tuple(digest for _, digest in parts)
 
 
 def _upload_parts(
@@ -133,21 +130,18 @@ def _upload_parts(
     key: str,
     upload_id: str,
     path: Path,
-    part_size: int,
+    digests: FileDigests,
     concurrency: int,
     check_stop: Callable[[], None],
-) -> list[tuple[dict[str, Any], bytes]]:
+) -> list[dict[str, Any]]:
     cancelled = threading.Event()
-    size = path.stat().st_size
-    part_count = part_count_for(size, part_size)
 
-    def send(index: int) -> tuple[dict[str, Any], bytes]:
+    def send(index: int) -> dict[str, Any]:
         if cancelled.is_set():
             raise TaskError(f"upload {key}: cancelled")
-        offset = index * part_size
-        length = min(part_size, size - offset)
-        digest = range_sha256(path, offset, length)
-        checksum = part_checksum(digest)
+        offset = index * digests.part_size
+        length = min(digests.part_size, digests.size - offset)
+        checksum = digests.part_checksum(index)
         with FileSlice(path, offset, length) as body:
             try:
                 response = s3.upload_part(
@@ -161,15 +155,14 @@ def _upload_parts(
                     ChecksumSHA256=checksum,
                 )
             except Exception as exc:
-                action = f"upload {key} part {index + 1}/{part_count}"
+                action = f"upload {key} part {index + 1}/{digests.part_count}"
                 raise TaskError(describe_aws_error(action, exc)) from exc
-        part = {"PartNumber": index + 1, "ETag": response["ETag"], "ChecksumSHA256": checksum}
-        return part, digest
+        return {"PartNumber": index + 1, "ETag": response["ETag"], "ChecksumSHA256": checksum}
 
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="upload-part")
     try:
-        futures: list[Future[tuple[dict[str, Any], bytes]]] = [
-            pool.submit(send, index) for index in range(part_count)
+        futures: list[Future[dict[str, Any]]] = [
+            pool.submit(send, index) for index in range(digests.part_count)
         ]
         pending = set(futures)
         while pending:

@@ -123,6 +123,21 @@ def test_backup_losing_the_race_at_completion_is_skipped_and_aborted(
     assert s3.list_multipart_uploads(Bucket=settings.s3_bucket_backups).get("Uploads", []) == []
 
 
+def test_snapshot_is_removed_before_s3_assembles_the_object(
+    make_ctx: Any, app_db: Path, settings: Settings
+) -> None:
+    ctx = make_ctx("backup")
+    left_at_completion: list[list[Path]] = []
+    on_operation(
+        ctx.clients("s3"),
+        "CompleteMultipartUpload",
+        lambda _: left_at_completion.append(scratch_files(settings.scratch_dir)),
+    )
+    result = run_task(ctx)
+    assert result.status is Status.OK, result.message
+    assert left_at_completion == [[]]
+
+
 def test_missing_database_fails_with_one_line(make_ctx: Any, settings: Settings, s3: Any) -> None:
     result = run_task(make_ctx("backup"))
     assert result.status is Status.FAILED and result.exit_code == 1

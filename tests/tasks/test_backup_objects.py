@@ -18,14 +18,7 @@ from tasks.backup_objects import (
     list_backups,
     normalise_prefix,
 )
-from tasks.checksums import (
-    FileDigests,
-    file_sha256,
-    part_checksum,
-    part_count_for,
-    part_size_for,
-    range_sha256,
-)
+from tasks.checksums import file_digests, part_size_for
 from tasks.restore_selection import parse_timestamp, select_backup
 
 METADATA = BackupMetadata(
@@ -108,30 +101,28 @@ def test_listing_a_missing_bucket_names_it(make_ctx: Any) -> None:
 @pytest.mark.parametrize(
     ("size", "parts"), [(12_800_000, 3), (10 << 20, 2), ((10 << 20) + 1, 3), (1, 1), (0, 1)]
 )
-def test_part_digests_and_composite_checksum_cover_the_whole_file(
-    tmp_path: Path, size: int, parts: int
-) -> None:
+def test_digests_cover_the_whole_file_and_each_part(tmp_path: Path, size: int, parts: int) -> None:
     data = (bytes(range(256)) * (size // 256 + 1))[:size]
     path = tmp_path / "f"
-    path.write_bytes(data)
+    path.write_bytes(data + b"beyond the size hashed")
     part = 5 << 20
-    assert file_sha256(path) == hashlib.sha256(data).hexdigest()
-    assert part_count_for(size, part) == parts
-    digests = tuple(
-        range_sha256(path, index * part, min(part, size - index * part)) for index in range(parts)
-    )
+    with path.open("rb") as handle:
+        digests = file_digests(handle.fileno(), size, part)
+    assert digests.sha256 == hashlib.sha256(data).hexdigest()
+    assert digests.size == size
+    assert digests.part_count == parts
     expected = [hashlib.sha256(data[i : i + part]).digest() for i in range(0, size or 1, part)]
-    assert list(digests) == expected
+    assert list(digests.part_sha256) == expected
+    assert digests.part_checksum(0) == base64.b64encode(expected[0]).decode()
     combined = base64.b64encode(hashlib.sha256(b"".join(expected)).digest()).decode()
-    assert FileDigests("", size, part, digests).composite_checksum() == f"{combined}-{parts}"
-    assert part_checksum(expected[0]) == base64.b64encode(expected[0]).decode()
+    assert digests.composite_checksum() == f"{combined}-{parts}"
 
 
-def test_hashing_a_range_beyond_the_end_of_the_file_fails(tmp_path: Path) -> None:
+def test_hashing_beyond_the_end_of_the_file_fails(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"x" * 100)
-    with pytest.raises(OSError, match="file ended at byte 100 of 150"):
-        range_sha256(path, 50, 100)
+    with path.open("rb") as handle, pytest.raises(OSError, match="at byte 100 of 150"):
+        file_digests(handle.fileno(), 150, 5 << 20)
 
 
 def test_part_size_grows_only_beyond_ten_thousand_parts() -> None:
