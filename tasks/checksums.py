@@ -44,16 +44,20 @@ def part_size_for(size: int, wanted: int, max_parts: int = 10_000) -> int:
 
 def file_digests(fd: int, size: int, part_size: int) -> FileDigests:
     """SHA-256 of the first `size` bytes of an open file and of each `part_size` slice of
-    them, in two threads (hashlib releases the GIL); an empty file is one empty part."""
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sha256") as pool:
-        whole = pool.submit(descriptor_sha256, fd, 0, size)
-        parts = [
-            pool.submit(descriptor_sha256, fd, offset, min(part_size, size - offset))
-            for offset in range(0, max(size, 1), part_size)
-        ]
-        return FileDigests(
-            whole.result().hex(), size, part_size, tuple(part.result() for part in parts)
-        )
+    them, side by side in two threads (hashlib releases the GIL); an empty file is one
+    empty part."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-sha256") as pool:
+        parts = pool.submit(_part_digests, fd, size, part_size)
+        whole = descriptor_sha256(fd, 0, size)
+        return FileDigests(whole.hex(), size, part_size, parts.result())
+
+
+def _part_digests(fd: int, size: int, part_size: int) -> tuple[bytes, ...]:
+    buffer = _read_buffer(part_size)
+    return tuple(
+        descriptor_sha256(fd, offset, min(part_size, size - offset), buffer)
+        for offset in range(0, max(size, 1), part_size)
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -61,11 +65,11 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def descriptor_sha256(fd: int, offset: int, length: int) -> bytes:
+def descriptor_sha256(fd: int, offset: int, length: int, buffer: memoryview | None = None) -> bytes:
     """SHA-256 of `length` bytes from `offset` of an open file, read with positional reads
-    into one reused buffer (the descriptor's own position is left alone)."""
+    (the descriptor's own position is left alone) into `buffer`, reused across calls."""
+    buffer = buffer if buffer is not None else _read_buffer(length)
     digest = hashlib.sha256()
-    buffer = memoryview(bytearray(min(READ_CHUNK, max(length, 1))))
     end = offset + length
     while offset < end:
         count = os.preadv(fd, [buffer[: min(len(buffer), end - offset)]], offset)
@@ -74,3 +78,7 @@ def descriptor_sha256(fd: int, offset: int, length: int) -> bytes:
         digest.update(buffer[:count])
         offset += count
     return digest.digest()
+
+
+def _read_buffer(length: int) -> memoryview:
+    return memoryview(bytearray(min(READ_CHUNK, max(length, 1))))
