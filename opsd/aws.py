@@ -40,7 +40,15 @@ def make_client(
         service,
         region_name=GLOBAL_SERVICES.get(service, settings.aws_default_region),
         endpoint_url=settings.aws_endpoint_url or None,
-        config=Config(retries=RETRIES, connect_timeout=10, read_timeout=60),
+        config=Config(
+            retries=RETRIES,
+            connect_timeout=10,
+            read_timeout=60,
+            # Every body sent to S3 carries a checksum S3 verifies (the backup's SHA-256 per
+            # part, botocore's CRC32 otherwise): hashing it again for the signature, which
+            # botocore does when the checksum is the caller's, would only cost CPU.
+            s3={"payload_signing_enabled": False} if service == "s3" else None,
+        ),
     )
 
 

@@ -1,0 +1,46 @@
+"""The boto3 client factory."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from opsd.aws import AwsClients
+from opsd.settings import Settings
+
+
+def test_s3_bodies_are_checked_by_their_checksum_and_not_hashed_again_to_sign(
+    aws: AwsClients, settings: Settings
+) -> None:
+    s3 = aws("s3")
+    bucket = settings.s3_bucket_backups
+    sent: dict[str, dict[str, str]] = {}
+
+    def record(request: Any, **kwargs: Any) -> None:
+        operation = kwargs["event_name"].rsplit(".", 1)[-1]
+        sent[operation] = {
+            name.lower(): value.decode() if isinstance(value, bytes) else value
+            for name, value in request.headers.items()
+        }
+
+    s3.meta.events.register("before-send.s3.*", record)
+    body = b"x" * 1024
+    checksum = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="k", ChecksumAlgorithm="SHA256")
+    s3.upload_part(
+        Bucket=bucket,
+        Key="k",
+        UploadId=upload["UploadId"],
+        PartNumber=1,
+        Body=body,
+        ChecksumAlgorithm="SHA256",
+        ChecksumSHA256=checksum,
+    )
+    s3.put_object(Bucket=bucket, Key="plain", Body=body)
+
+    assert sent["UploadPart"]["x-amz-checksum-sha256"] == checksum
+    assert "UNSIGNED-PAYLOAD" in sent["UploadPart"]["x-amz-content-sha256"]
+    put = sent["PutObject"]
+    assert "x-amz-checksum-crc32" in put or "crc32" in put.get("x-amz-trailer", "")
+    assert "UNSIGNED-PAYLOAD" in put["x-amz-content-sha256"]
