@@ -14,14 +14,13 @@ from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from opsd.state import utcnow
 from tasks.backup_objects import REASONS, BackupMetadata, backup_key, head_backup
-from tasks.checksums import FileDigests
+from tasks.checksums import FileDigests, path_digests
 from tasks.s3_upload import ObjectExists, upload_once
 from tasks.scratch_files import remove_abandoned, remove_quietly
 from tasks.snapshot import (
     SNAPSHOT_PREFIX,
     BackgroundIntegrityCheck,
     DatabaseFacts,
-    Snapshot,
     integrity_summary,
     read_database_facts,
     snapshot_database,
@@ -62,22 +61,19 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
             TASK, Status.SKIPPED, f"{key} already exists: backup of this minute done", where
         )
 
-    snapshot: Snapshot | None = None
+    copy: Path | None = None
     integrity: BackgroundIntegrityCheck | None = None
     try:
-        snapshot = snapshot_database(
-            settings.database_path,
-            settings.scratch_dir,
-            settings.sqlite_busy_timeout_ms,
-            settings.backup_part_size_mb << 20,
+        copy = snapshot_database(
+            settings.database_path, settings.scratch_dir, settings.sqlite_busy_timeout_ms
         )
-        copy, digests = snapshot.path, snapshot.digests
-        ctx.log.info("snapshot taken", bytes=digests.size, **where)
         ctx.check_stop()
-        # The integrity check runs while the parts go up; the upload completes only if it
-        # passes.
+        # The writers are free again. The integrity check runs while the copy is hashed and
+        # its parts go up; the upload completes only if it passes.
         integrity = BackgroundIntegrityCheck(copy, settings.sqlite_busy_timeout_ms)
-        checked = integrity
+        checked, snapshot = integrity, copy
+        digests = path_digests(copy, settings.backup_part_size_mb << 20)
+        ctx.log.info("snapshot taken", bytes=digests.size, sha256=digests.sha256, **where)
         facts = read_database_facts(copy, settings.sqlite_busy_timeout_ms, check_integrity=False)
         if facts.integrity_errors:
             _refuse(settings.database_path, facts.integrity_errors)
@@ -92,7 +88,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         def release_snapshot() -> None:
             require_integrity()
             # Every part is up: the copy goes while S3 assembles the object.
-            remove_quietly(copy)
+            remove_quietly(snapshot)
 
         if args.dry_run:
             require_integrity()
@@ -124,7 +120,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     finally:
         if integrity is not None:
             integrity.cancel()
-        remove_quietly(snapshot.path if snapshot else None)
+        remove_quietly(copy)
 
     duration = time.monotonic() - began
     details["duration_s"] = round(duration, 3)

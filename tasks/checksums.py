@@ -52,6 +52,13 @@ def file_digests(fd: int, size: int, part_size: int) -> FileDigests:
         return FileDigests(whole.hex(), size, part_size, parts.result())
 
 
+def path_digests(path: Path, wanted_part_size: int) -> FileDigests:
+    """`file_digests` of a whole file, in parts of `wanted_part_size` (grown if needed)."""
+    with path.open("rb", buffering=0) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        return file_digests(handle.fileno(), size, part_size_for(size, wanted_part_size))
+
+
 def _part_digests(fd: int, size: int, part_size: int) -> tuple[bytes, ...]:
     buffer = _read_buffer(part_size)
     return tuple(

@@ -8,7 +8,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from opsd.database import (
     table_row_counts,
 )
 from opsd.results import TaskError
-from tasks.checksums import FileDigests, file_digests, part_size_for
 from tasks.scratch_files import remove_quietly, scratch_file
 
 
@@ -56,21 +54,10 @@ _HEADER_BYTES = 100
 _COPY_CHUNK = 8 << 20
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """A consistent copy of the database in a scratch file, and the digests of its bytes."""
+def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: int) -> Path:
+    """A consistent copy of `source` in a new temporary file (locked; see scratch_files).
 
-    path: Path
-    digests: FileDigests
-
-
-def snapshot_database(
-    source: Path, scratch_dir: Path | None, busy_timeout_ms: int, part_size: int
-) -> Snapshot:
-    """A consistent copy of `source` in a new temporary file (locked; see scratch_files),
-    with the SHA-256 of its bytes and of each `part_size` upload part (grown if needed).
-
-    In rollback-journal mode (DESIGN §2) the file is copied as it is, and hashed, while a
+    In rollback-journal mode (DESIGN §2) the file is copied as it is by the kernel while a
     read transaction holds SQLite's SHARED lock: no writer can commit until the copy is
     done, and it takes a fraction of the time SQLite's backup API needs, so writers wait
     that much less. A database in WAL mode, whose committed pages may still be in the
@@ -91,19 +78,12 @@ def snapshot_database(
                 src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # SHARED lock
                 page_count = src.execute("PRAGMA page_count").fetchone()[0]
                 page_size = src.execute("PRAGMA page_size").fetchone()[0]
-                digests: FileDigests | None = None
                 if in_rollback_journal_mode(os.pread(source_file.fileno(), _HEADER_BYTES, 0)):
-                    size = page_count * page_size
-                    parts = part_size_for(size, part_size)
-                    digests = _copy_and_hash(source_file.fileno(), target, size, parts)
+                    _copy_bytes(source_file.fileno(), target, page_count * page_size)
                 else:
                     _backup_pages(src, target)
             finally:
                 src.execute("COMMIT")
-        if digests is None:
-            with target.open("rb", buffering=0) as copy:
-                size = os.fstat(copy.fileno()).st_size
-                digests = file_digests(copy.fileno(), size, part_size_for(size, part_size))
     except sqlite3.Error as exc:
         remove_quietly(target)
         raise TaskError(f"snapshot {source}: {exc}") from None
@@ -115,20 +95,7 @@ def snapshot_database(
         raise
     finally:
         src.close()
-    return Snapshot(target, digests)
-
-
-def _copy_and_hash(source_fd: int, target: Path, size: int, part_size: int) -> FileDigests:
-    """Copy the first `size` bytes of the source into `target`; return their digests.
-
-    The kernel copies (sendfile) while two threads hash the same bytes, which no writer
-    can change before the read transaction ends: the whole file for the metadata, each
-    part for S3, which then checks every part read from the copy against the source.
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="snapshot-digests") as pool:
-        digests = pool.submit(file_digests, source_fd, size, part_size)
-        _copy_bytes(source_fd, target, size)
-        return digests.result()
+    return target
 
 
 def _copy_bytes(source_fd: int, target: Path, size: int) -> None:
