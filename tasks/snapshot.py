@@ -71,6 +71,7 @@ def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: i
     try:
         target = scratch_file(scratch_dir, SNAPSHOT_PREFIX)
         with source.open("rb", buffering=0) as source_file:
+            _warm_page_cache(source_file.fileno())
             # This descriptor stays open until the read transaction has ended: closing any
             # descriptor of a file drops every POSIX lock the process holds on it.
             src.execute("BEGIN")
@@ -96,6 +97,23 @@ def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: i
     finally:
         src.close()
     return target
+
+
+def _warm_page_cache(source_fd: int) -> None:
+    """Read the file into the page cache (the kernel discards the bytes) before the lock is
+    taken, so that writers wait for a copy from memory rather than from disk or EFS."""
+    size = os.fstat(source_fd).st_size
+    with open(os.devnull, "wb") as null:
+        read = 0
+        try:
+            while read < size and (
+                sent := os.sendfile(null.fileno(), source_fd, read, size - read)
+            ):
+                read += sent
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS):
+                raise
+            # No sendfile here: the copy reads the file itself, only more slowly.
 
 
 def _copy_bytes(source_fd: int, target: Path, size: int) -> None:

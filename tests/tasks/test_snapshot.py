@@ -73,6 +73,34 @@ def test_no_writer_commits_while_the_file_is_copied(
         remove_quietly(copy)
 
 
+def test_the_file_is_read_into_the_page_cache_before_writers_are_locked_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = create_app_database(tmp_path / "app.db")
+    before = _rows(database)
+    real_sendfile, real_warm = os.sendfile, snapshot_module._warm_page_cache
+    warmed: list[int] = []
+
+    def sendfile(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        sent = real_sendfile(out_fd, in_fd, offset, count)
+        if os.readlink(f"/proc/self/fd/{out_fd}") == os.devnull:
+            warmed.append(sent)
+        return sent
+
+    def warm_while_a_writer_commits(source_fd: int) -> None:
+        _insert(database, busy_timeout_s=0)  # no lock is held yet
+        real_warm(source_fd)
+
+    monkeypatch.setattr(os, "sendfile", sendfile)
+    monkeypatch.setattr(snapshot_module, "_warm_page_cache", warm_while_a_writer_commits)
+    copy = snapshot_database(database, tmp_path / "scratch", 1000)
+    try:
+        assert sum(warmed) == database.stat().st_size
+        assert _rows(copy) == before + 1
+    finally:
+        remove_quietly(copy)
+
+
 def test_wal_database_is_copied_with_its_committed_wal_pages(tmp_path: Path) -> None:
     database = create_app_database(tmp_path / "app.db")
     before = _rows(database)
@@ -112,7 +140,11 @@ def test_full_scratch_disk_fails_naming_it_and_leaves_no_file(
 ) -> None:
     database = create_app_database(tmp_path / "app.db")
 
-    def disk_full(*_: object) -> int:
+    real_sendfile = os.sendfile
+
+    def disk_full(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        if os.readlink(f"/proc/self/fd/{out_fd}") == os.devnull:  # warming the cache
+            return real_sendfile(out_fd, in_fd, offset, count)
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "sendfile", disk_full)
