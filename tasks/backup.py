@@ -61,17 +61,16 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
             TASK, Status.SKIPPED, f"{key} already exists: backup of this minute done", where
         )
 
-    copy: Path | None = None
+    snapshot: Path | None = None
     integrity: BackgroundIntegrityCheck | None = None
     try:
-        copy = snapshot_database(
+        copy = snapshot = snapshot_database(
             settings.database_path, settings.scratch_dir, settings.sqlite_busy_timeout_ms
         )
         ctx.check_stop()
         # The writers are free again. The integrity check runs while the copy is hashed and
         # its parts go up; the upload completes only if it passes.
-        integrity = BackgroundIntegrityCheck(copy, settings.sqlite_busy_timeout_ms)
-        checked, snapshot = integrity, copy
+        checked = integrity = BackgroundIntegrityCheck(copy, settings.sqlite_busy_timeout_ms)
         digests = path_digests(copy, settings.backup_part_size_mb << 20)
         ctx.log.info("snapshot taken", bytes=digests.size, sha256=digests.sha256, **where)
         facts = read_database_facts(copy, settings.sqlite_busy_timeout_ms, check_integrity=False)
@@ -88,7 +87,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         def release_snapshot() -> None:
             require_integrity()
             # Every part is up: the copy goes while S3 assembles the object.
-            remove_quietly(snapshot)
+            remove_quietly(copy)
 
         if args.dry_run:
             require_integrity()
@@ -120,7 +119,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     finally:
         if integrity is not None:
             integrity.cancel()
-        remove_quietly(copy)
+        remove_quietly(snapshot)
 
     duration = time.monotonic() - began
     details["duration_s"] = round(duration, 3)

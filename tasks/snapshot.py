@@ -101,7 +101,7 @@ def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: i
 
 def _warm_page_cache(source_fd: int) -> None:
     """Read the file into the page cache (the kernel discards the bytes) before the lock is
-    taken, so that writers wait for a copy from memory rather than from disk or EFS."""
+    taken, so that writers wait for a copy from memory rather than from disk."""
     size = os.fstat(source_fd).st_size
     with open(os.devnull, "wb") as null:
         read = 0
