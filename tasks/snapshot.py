@@ -59,9 +59,11 @@ def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: i
 
     In rollback-journal mode (DESIGN §2) the file is copied as it is by the kernel while a
     read transaction holds SQLite's SHARED lock: no writer can commit until the copy is
-    done, and it takes a fraction of the time SQLite's backup API needs, so writers wait
-    that much less. A database in WAL mode, whose committed pages may still be in the
-    -wal file, is copied with the backup API. The caller removes the file.
+    done, and it takes a fraction of the time SQLite's backup API needs (the file is read
+    into the page cache first, outside the lock), so writers wait that much less. The copy
+    is hashed and checked by the caller, after the lock. A database in WAL mode, whose
+    committed pages may still be in the -wal file, is copied with the backup API. The
+    caller removes the file.
     """
     try:
         src = connect(source, readonly=True, busy_timeout_ms=busy_timeout_ms)
