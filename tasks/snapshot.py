@@ -52,6 +52,14 @@ SNAPSHOT_PREFIX = "backup-"
 # Bytes 0-99 of the database file; bytes 18 and 19 say rollback journal (1) or WAL (2).
 _HEADER_BYTES = 100
 _COPY_CHUNK = 8 << 20
+# The memory limit of this process's cgroup and its use, cgroup v2 then v1 (where set).
+_CGROUP_MEMORY = (
+    (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")),
+    (
+        Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+        Path("/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ),
+)
 
 
 def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: int) -> Path:
@@ -103,8 +111,11 @@ def snapshot_database(source: Path, scratch_dir: Path | None, busy_timeout_ms: i
 
 def _warm_page_cache(source_fd: int) -> None:
     """Read the file into the page cache (the kernel discards the bytes) before the lock is
-    taken, so that writers wait for a copy from memory rather than from disk."""
+    taken, so that writers wait for a copy from memory rather than from disk. Only a file
+    that fits in half the memory at hand would still be cached when the copy reads it."""
     size = os.fstat(source_fd).st_size
+    if size > available_memory() // 2:
+        return
     with open(os.devnull, "wb") as null:
         read = 0
         try:
@@ -116,6 +127,21 @@ def _warm_page_cache(source_fd: int) -> None:
             if exc.errno not in (errno.EINVAL, errno.ENOSYS):
                 raise
             # No sendfile here: the copy reads the file itself, only more slowly.
+
+
+def available_memory() -> int:
+    """Bytes this process could still fill: the kernel's MemAvailable, capped by what its
+    cgroup (an ECS task's memory) has left; 0 where neither can be read."""
+    meminfo = Path("/proc/meminfo")
+    available = 0
+    if meminfo.exists():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+    for limit, used in _CGROUP_MEMORY:
+        if limit.exists() and used.exists() and (text := limit.read_text().strip()).isdigit():
+            available = min(available, int(text) - int(used.read_text()))
+    return max(available, 0)
 
 
 def _copy_bytes(source_fd: int, target: Path, size: int) -> None:

@@ -101,6 +101,35 @@ def test_the_file_is_read_into_the_page_cache_before_writers_are_locked_out(
         remove_quietly(copy)
 
 
+def test_a_file_too_large_for_the_memory_at_hand_is_not_read_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = create_app_database(tmp_path / "app.db")
+    real_sendfile = os.sendfile
+    targets: list[str] = []
+
+    def sendfile(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        targets.append(os.readlink(f"/proc/self/fd/{out_fd}"))
+        return real_sendfile(out_fd, in_fd, offset, count)
+
+    monkeypatch.setattr(os, "sendfile", sendfile)
+    monkeypatch.setattr(snapshot_module, "available_memory", lambda: database.stat().st_size)
+    copy = snapshot_database(database, tmp_path / "scratch", 1000)
+    try:
+        assert os.devnull not in targets and targets
+        assert copy.read_bytes() == database.read_bytes()
+    finally:
+        remove_quietly(copy)
+
+
+def test_available_memory_is_read_from_the_kernel() -> None:
+    assert (
+        0
+        < snapshot_module.available_memory()
+        <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    )
+
+
 def test_wal_database_is_copied_with_its_committed_wal_pages(tmp_path: Path) -> None:
     database = create_app_database(tmp_path / "app.db")
     before = _rows(database)
