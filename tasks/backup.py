@@ -14,7 +14,7 @@ from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from opsd.state import utcnow
 from tasks.backup_objects import REASONS, BackupMetadata, backup_key, head_backup
-from tasks.checksums import FileDigests, path_digests
+from tasks.checksums import CopyDigests, FileDigests
 from tasks.s3_upload import ObjectExists, upload_once
 from tasks.scratch_files import remove_abandoned, remove_quietly
 from tasks.snapshot import (
@@ -64,14 +64,15 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     snapshot: Path | None = None
     integrity: BackgroundIntegrityCheck | None = None
     try:
+        hashing = CopyDigests(settings.backup_part_size_mb << 20)
         copy = snapshot = snapshot_database(
-            settings.database_path, settings.scratch_dir, settings.sqlite_busy_timeout_ms
+            settings.database_path, settings.scratch_dir, settings.sqlite_busy_timeout_ms, hashing
         )
         ctx.check_stop()
-        # The writers are free again. The integrity check runs while the copy is hashed and
-        # its parts go up; the upload completes only if it passes.
+        # The writers are free again. The integrity check runs while the copy's hashing
+        # ends and its parts go up; the upload completes only if it passes.
         checked = integrity = BackgroundIntegrityCheck(copy, settings.sqlite_busy_timeout_ms)
-        digests = path_digests(copy, settings.backup_part_size_mb << 20)
+        digests = hashing.result(copy)
         ctx.log.info("snapshot taken", bytes=digests.size, sha256=digests.sha256, **where)
         facts = read_database_facts(copy, settings.sqlite_busy_timeout_ms, check_integrity=False)
         if facts.integrity_errors:

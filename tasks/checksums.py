@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import sys
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,13 +45,19 @@ def part_size_for(size: int, wanted: int, max_parts: int = 10_000) -> int:
     return -(-needed // mib) * mib
 
 
-def file_digests(fd: int, size: int, part_size: int) -> FileDigests:
+def _already_written(end: int) -> None:
+    """A file at rest: every byte is there to be read."""
+
+
+def file_digests(
+    fd: int, size: int, part_size: int, written: Callable[[int], None] = _already_written
+) -> FileDigests:
     """SHA-256 of the first `size` bytes of an open file and of each `part_size` slice of
     them, side by side in two threads (hashlib releases the GIL); an empty file is one
-    empty part."""
+    empty part. `written(end)` returns once the file holds its first `end` bytes."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-sha256") as pool:
-        parts = pool.submit(_part_digests, fd, size, part_size)
-        whole = descriptor_sha256(fd, 0, size)
+        parts = pool.submit(_part_digests, fd, size, part_size, written)
+        whole = descriptor_sha256(fd, 0, size, written=written)
         return FileDigests(whole.hex(), size, part_size, parts.result())
 
 
@@ -59,10 +68,12 @@ def path_digests(path: Path, wanted_part_size: int) -> FileDigests:
         return file_digests(handle.fileno(), size, part_size_for(size, wanted_part_size))
 
 
-def _part_digests(fd: int, size: int, part_size: int) -> tuple[bytes, ...]:
+def _part_digests(
+    fd: int, size: int, part_size: int, written: Callable[[int], None]
+) -> tuple[bytes, ...]:
     buffer = _read_buffer(part_size)
     return tuple(
-        descriptor_sha256(fd, offset, min(part_size, size - offset), buffer)
+        descriptor_sha256(fd, offset, min(part_size, size - offset), buffer, written)
         for offset in range(0, max(size, 1), part_size)
     )
 
@@ -72,14 +83,22 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def descriptor_sha256(fd: int, offset: int, length: int, buffer: memoryview | None = None) -> bytes:
+def descriptor_sha256(
+    fd: int,
+    offset: int,
+    length: int,
+    buffer: memoryview | None = None,
+    written: Callable[[int], None] = _already_written,
+) -> bytes:
     """SHA-256 of `length` bytes from `offset` of an open file, read with positional reads
     (the descriptor's own position is left alone) into `buffer`, reused across calls."""
     buffer = buffer if buffer is not None else _read_buffer(length)
     digest = hashlib.sha256()
     end = offset + length
     while offset < end:
-        count = os.preadv(fd, [buffer[: min(len(buffer), end - offset)]], offset)
+        wanted = min(len(buffer), end - offset)
+        written(offset + wanted)
+        count = os.preadv(fd, [buffer[:wanted]], offset)
         if not count:
             raise OSError(f"file ended at byte {offset} of {end} while it was hashed")
         digest.update(buffer[:count])
@@ -89,3 +108,62 @@ def descriptor_sha256(fd: int, offset: int, length: int, buffer: memoryview | No
 
 def _read_buffer(length: int) -> memoryview:
     return memoryview(bytearray(min(READ_CHUNK, max(length, 1))))
+
+
+class CopyDigests:
+    """The FileDigests of a file hashed while it is being copied (tasks.snapshot calls the
+    copy_* methods): the hashing reads only bytes already written, so it ends soon after
+    the copy, and runs at a lower priority, so that the copy, which holds the database's
+    read lock, keeps its core and the app's writers wait no longer."""
+
+    def __init__(self, wanted_part_size: int) -> None:
+        self._wanted_part_size = wanted_part_size
+        self._progress = threading.Condition()
+        self._written = 0
+        self._ended = False
+        self._thread: threading.Thread | None = None
+        self._digests: FileDigests | None = None
+        self._error: BaseException | None = None
+
+    def copy_started(self, path: Path, size: int) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        self._thread = threading.Thread(
+            target=self._hash, args=(fd, size), name="copy-sha256", daemon=True
+        )
+        self._thread.start()
+
+    def copied(self, count: int) -> None:
+        with self._progress:
+            self._written = count
+            self._progress.notify_all()
+
+    def copy_ended(self) -> None:
+        """The copy is over, done or not: what was not written will not be."""
+        with self._progress:
+            self._ended = True
+            self._progress.notify_all()
+
+    def result(self, path: Path) -> FileDigests:
+        """The digests of the copy `path`; hashed now if the copy was not followed (a WAL
+        database is copied page by page by SQLite's backup API)."""
+        if self._thread is None:
+            return path_digests(path, self._wanted_part_size)
+        self._thread.join()
+        if self._digests is None:
+            raise OSError(f"hashing {path} failed: {self._error}") from self._error
+        return self._digests
+
+    def _hash(self, fd: int, size: int) -> None:
+        if sys.platform == "linux":  # per thread there; inherited by the part thread
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        try:
+            part_size = part_size_for(size, self._wanted_part_size)
+            self._digests = file_digests(fd, size, part_size, self._wait_for)
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            os.close(fd)
+
+    def _wait_for(self, end: int) -> None:
+        with self._progress:
+            self._progress.wait_for(lambda: self._written >= end or self._ended)

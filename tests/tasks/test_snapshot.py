@@ -10,7 +10,7 @@ import pytest
 import tasks.snapshot as snapshot_module
 from opsd.results import TaskError
 from tasks.scratch_files import remove_quietly
-from tasks.snapshot import snapshot_database
+from tasks.snapshot import CopyObserver, snapshot_database
 from tests.conftest import create_app_database
 
 
@@ -48,6 +48,60 @@ def test_snapshot_is_an_exact_copy(tmp_path: Path) -> None:
         remove_quietly(copy)
 
 
+class _Progress:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int]] = []
+
+    def copy_started(self, path: Path, size: int) -> None:
+        self.events.append(("started", size))
+
+    def copied(self, count: int) -> None:
+        self.events.append(("copied", count))
+
+    def copy_ended(self) -> None:
+        self.events.append(("ended", 0))
+
+
+def test_the_observer_follows_the_copy_to_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = create_app_database(tmp_path / "app.db")
+    size = database.stat().st_size
+    monkeypatch.setattr(snapshot_module, "_COPY_CHUNK", size // 3 + 1)
+    progress = _Progress()
+    copy = snapshot_database(database, tmp_path / "scratch", 1000, progress)
+    try:
+        counts = [count for event, count in progress.events if event == "copied"]
+        assert progress.events[0] == ("started", size)
+        assert progress.events[-1] == ("ended", 0)
+        assert counts == sorted(counts) and len(counts) == 3 and counts[-1] == size
+    finally:
+        remove_quietly(copy)
+
+
+def test_the_copy_does_not_truncate_its_scratch_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On ext4, closing a file truncated to zero bytes writes all of it out to disk, which
+    the app's writers would wait for: the new scratch file is opened as it is."""
+    database = create_app_database(tmp_path / "app.db")
+    real_open = Path.open
+    modes: list[str] = []
+
+    def open_recording(path: Path, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if path.parent == tmp_path / "scratch":
+            modes.append(mode)
+        return real_open(path, mode, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", open_recording)
+    copy = snapshot_database(database, tmp_path / "scratch", 1000)
+    try:
+        assert modes == ["r+b"]
+        assert copy.read_bytes() == database.read_bytes()
+    finally:
+        remove_quietly(copy)
+
+
 def test_no_writer_commits_while_the_file_is_copied(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -56,11 +110,13 @@ def test_no_writer_commits_while_the_file_is_copied(
     real_copy = snapshot_module._copy_bytes
     refused: list[str] = []
 
-    def copy_while_a_writer_tries(source_fd: int, target: Path, size: int) -> None:
+    def copy_while_a_writer_tries(
+        source_fd: int, target: Path, size: int, observer: CopyObserver | None
+    ) -> None:
         with pytest.raises(sqlite3.OperationalError) as caught:
             _insert(database, busy_timeout_s=0)
         refused.append(str(caught.value))
-        real_copy(source_fd, target, size)
+        real_copy(source_fd, target, size, observer)
 
     monkeypatch.setattr(snapshot_module, "_copy_bytes", copy_while_a_writer_tries)
     copy = snapshot_database(database, tmp_path / "scratch", 1000)

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import tasks.checksums as checksums
+from tasks.checksums import CopyDigests, FileDigests, path_digests
+
+PART = 5 << 20
+CHUNK = 1 << 20
+
+
+def _copy_slowly(data: bytes, path: Path, hashing: CopyDigests, stop_at: int | None = None) -> None:
+    """What the snapshot's copy does: write, then tell; here slowly enough that a reader
+    that did not wait would find the file short."""
+    with path.open("r+b") as out:
+        hashing.copy_started(path, len(data))
+        try:
+            for offset in range(0, stop_at if stop_at is not None else len(data), CHUNK):
+                time.sleep(0.01)
+                out.write(data[offset : offset + CHUNK])
+                out.flush()
+                hashing.copied(min(offset + CHUNK, len(data)))
+        finally:
+            hashing.copy_ended()
+
+
+def test_a_file_hashed_while_it_is_copied_has_the_digests_of_the_file_at_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(12 * CHUNK + 12345)
+    path = tmp_path / "copy.db"
+    path.touch()
+    niceness: list[int] = []
+    real_file_digests = checksums.file_digests
+
+    def recording(*args: object, **kwargs: object) -> FileDigests:
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return real_file_digests(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(checksums, "file_digests", recording)
+    hashing = CopyDigests(PART)
+    _copy_slowly(data, path, hashing)
+    hashing.result(path)
+    assert niceness == [os.getpriority(os.PRIO_PROCESS, 0) + 10]  # below the copy's
+    assert hashing.result(path) == path_digests(path, PART)
+
+
+def test_a_copy_that_ends_early_fails_its_hashing(tmp_path: Path) -> None:
+    path = tmp_path / "copy.db"
+    path.touch()
+    hashing = CopyDigests(PART)
+    _copy_slowly(os.urandom(8 * CHUNK), path, hashing, stop_at=3 * CHUNK)
+    with pytest.raises(OSError, match=f"hashing {path} failed: file ended at byte"):
+        hashing.result(path)
+
+
+def test_a_copy_never_followed_is_hashed_at_rest(tmp_path: Path) -> None:
+    path = tmp_path / "copy.db"
+    path.write_bytes(os.urandom(3 * CHUNK))
+    assert CopyDigests(PART).result(path) == path_digests(path, PART)
