@@ -90,7 +90,8 @@ def run_measured(
     cwd: Path | None = None,
     log_path: Path,
 ) -> ProcessRun:
-    """Run `command` in a fresh child; its wall time and the peak RSS of its process tree.
+    """Run `command` in a fresh child; its wall time and the peak RSS of its process tree,
+    also printed to stderr as progress.
 
     The command runs under `measure.py`, a launcher small enough not to inflate the peak
     RSS its child inherits. Output goes to `log_path`; a non-zero exit raises with its tail.
@@ -111,6 +112,9 @@ def run_measured(
         tail = " | ".join(output.strip().splitlines()[-3:])
         raise BenchmarkError(f"{Path(command[0]).name} … exited {returncode}: {tail}")
     figures = json.loads(figures_path.read_text())
+    # Progress: a full run takes many minutes, its tables come at the end.
+    where = f"{log_path.parent.parent.name}/{log_path.stem}"
+    print(f"  {where}: {figures['wall_s']:.2f} s", file=sys.stderr, flush=True)
     return ProcessRun(
         wall_s=figures["wall_s"], peak_rss_bytes=figures["peak_rss_kib"] * 1024, output=output
     )

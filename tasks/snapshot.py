@@ -7,10 +7,10 @@ import errno
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from opsd.database import (
     DatabaseError,
@@ -59,6 +59,18 @@ class CopyObserver(Protocol):
     def copy_ended(self) -> None: ...
 
 
+class _Unobserved:
+    def copy_started(self, path: Path, size: int) -> None:
+        """Nobody follows this copy."""
+
+    def copied(self, count: int) -> None:
+        """Nobody follows this copy."""
+
+    def copy_ended(self) -> None:
+        """Nobody follows this copy."""
+
+
+_UNOBSERVED = _Unobserved()
 SNAPSHOT_PREFIX = "backup-"
 # Bytes 0-99 of the database file; bytes 18 and 19 say rollback journal (1) or WAL (2).
 _HEADER_BYTES = 100
@@ -77,7 +89,7 @@ def snapshot_database(
     source: Path,
     scratch_dir: Path | None,
     busy_timeout_ms: int,
-    observer: CopyObserver | None = None,
+    observer: CopyObserver = _UNOBSERVED,
 ) -> Path:
     """A consistent copy of `source` in a new temporary file (locked; see scratch_files).
 
@@ -160,37 +172,37 @@ def available_memory() -> int:
     return max(available, 0)
 
 
-def _copy_bytes(source_fd: int, target: Path, size: int, observer: CopyObserver | None) -> None:
+def _copy_bytes(source_fd: int, target: Path, size: int, observer: CopyObserver) -> None:
     # Not "wb": on ext4, closing a file that was truncated to zero bytes writes it all out
     # to disk, 0.3 s per GB that writers would wait for; the scratch file is new and empty.
     with target.open("r+b") as out:
-        if observer is not None:
-            observer.copy_started(target, size)
-        copied = 0
+        observer.copy_started(target, size)
         try:
-            try:
-                while copied < size:
-                    count = min(_COPY_CHUNK, size - copied)
-                    sent = os.sendfile(out.fileno(), source_fd, copied, count)
-                    if sent == 0:
-                        break
-                    copied += sent
-                    if observer is not None:
-                        observer.copied(copied)
-            except OSError as exc:
-                if exc.errno not in (errno.EINVAL, errno.ENOSYS) or copied:
-                    raise
-                while chunk := os.pread(source_fd, min(_COPY_CHUNK, size - copied), copied):
-                    out.write(chunk)
-                    out.flush()
-                    copied += len(chunk)
-                    if observer is not None:
-                        observer.copied(copied)
+            copied = _copy_into(out, source_fd, size, observer.copied)
         finally:
-            if observer is not None:
-                observer.copy_ended()
-        if copied < size:
-            raise OSError(errno.EIO, f"database file ended after {copied} of {size} bytes")
+            observer.copy_ended()
+    if copied < size:
+        raise OSError(errno.EIO, f"database file ended after {copied} of {size} bytes")
+
+
+def _copy_into(out: BinaryIO, source_fd: int, size: int, progress: Callable[[int], None]) -> int:
+    """Copy by the kernel (sendfile), else by reads and writes; the bytes copied."""
+    copied = 0
+    try:
+        while copied < size and (
+            sent := os.sendfile(out.fileno(), source_fd, copied, min(_COPY_CHUNK, size - copied))
+        ):
+            copied += sent
+            progress(copied)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS) or copied:
+            raise
+        while chunk := os.pread(source_fd, min(_COPY_CHUNK, size - copied), copied):
+            out.write(chunk)
+            out.flush()
+            copied += len(chunk)
+            progress(copied)
+    return copied
 
 
 def _backup_pages(src: sqlite3.Connection, target: Path) -> None:

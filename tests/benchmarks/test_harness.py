@@ -46,6 +46,13 @@ def test_measured_run_reports_the_childs_memory_not_the_harness(tmp_path: Path) 
     assert small.wall_s > 0
 
 
+def test_each_measured_run_is_reported_as_it_ends(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_measured([sys.executable, "-c", "pass"], log_path=tmp_path / "logs" / "ours-2.log")
+    assert capsys.readouterr().err == f"  {tmp_path.name}/ours-2: {run.wall_s:.2f} s\n"
+
+
 def test_a_failing_command_raises_with_its_output(tmp_path: Path) -> None:
     with pytest.raises(BenchmarkError, match="exited 3: boom"):
         run_measured(

@@ -111,7 +111,7 @@ def test_no_writer_commits_while_the_file_is_copied(
     refused: list[str] = []
 
     def copy_while_a_writer_tries(
-        source_fd: int, target: Path, size: int, observer: CopyObserver | None
+        source_fd: int, target: Path, size: int, observer: CopyObserver
     ) -> None:
         with pytest.raises(sqlite3.OperationalError) as caught:
             _insert(database, busy_timeout_s=0)
