@@ -61,6 +61,11 @@ def upload_as_is(endpoint: str, database: Path, url: str) -> list[str]:
     return _aws(endpoint, "cp", str(database), url)
 
 
+def upload_as_is_sha256(endpoint: str, database: Path, url: str) -> list[str]:
+    """The same upload with the checksum S3 keeps for our backups (SHA-256, not CRC32)."""
+    return [*upload_as_is(endpoint, database, url), "--checksum-algorithm", "SHA256"]
+
+
 def scripted_backup(endpoint: str, database: Path, copy: Path, url: str) -> list[str]:
     """What a user would script: `.backup` to a temporary file, upload it, remove it."""
     sqlite3 = require_tool("sqlite3", "install the sqlite3 command line (apt-get install sqlite3)")

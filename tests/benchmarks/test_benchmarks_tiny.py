@@ -26,6 +26,7 @@ def test_tiny_run_exits_zero_and_prints_ratios_to_the_floor(tmp_path: Path) -> N
 
     assert done.returncode == 0, done.stderr[-2000:]
     assert re.search(r"upload as is \(aws s3 cp\): floor .* 1\.00×", done.stdout)
+    assert re.search(r"upload as is, SHA-256 checksum .* \d\.\d\d×", done.stdout)
     assert re.search(r"one streaming GET \+ integrity_check: floor .* 1\.00×", done.stdout)
     ours_rows = [line for line in done.stdout.splitlines() if re.match(r"\S+\s+ours\s", line)]
     expected = sum(ours_available(task) for task in ("backup", "restore"))
@@ -33,3 +34,4 @@ def test_tiny_run_exits_zero_and_prints_ratios_to_the_floor(tmp_path: Path) -> N
     assert all(re.search(r"\d+\.\d\d×", row) for row in ours_rows)
     if ours_available("backup"):
         assert "during our backup" in done.stdout
+        assert re.search(r"ours against the upload with the same S3 checksum .*\d×", done.stdout)
