@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+import tasks.snapshot as snapshot_module
 from opsd.results import Status, TaskError
 from opsd.settings import Settings
 from tasks import backup as backup_task
@@ -164,6 +168,34 @@ def test_corrupted_database_uploads_nothing(
     assert "nothing uploaded" in result.message
     assert bucket_keys(s3, settings.s3_bucket_backups) == []
     assert scratch_files(settings.scratch_dir) == []
+
+
+def test_scratch_disk_filling_up_mid_copy_fails_with_one_line_and_leaves_nothing(
+    make_ctx: Any, app_db: Path, settings: Settings, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_bulk(app_db, 4)
+    monkeypatch.setattr(snapshot_module, "_COPY_CHUNK", 1 << 20)
+    real_sendfile = os.sendfile
+    copied: list[int] = []
+
+    def fills_up(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        if os.readlink(f"/proc/self/fd/{out_fd}") == os.devnull:  # warming the cache
+            return real_sendfile(out_fd, in_fd, offset, count)
+        if offset >= 2 << 20:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        copied.append(count)
+        return real_sendfile(out_fd, in_fd, offset, count)
+
+    monkeypatch.setattr(os, "sendfile", fills_up)
+    result = run_task(make_ctx("backup"))
+    assert result.exit_code == 1 and copied
+    assert _one_line(result.message) and "No space left on device" in result.message
+    assert bucket_keys(s3, settings.s3_bucket_backups) == []
+    assert scratch_files(settings.scratch_dir) == []
+    for thread in threading.enumerate():  # the hashing of the copy ended with it
+        if thread.name == "copy-sha256":
+            thread.join(timeout=5)
+            assert not thread.is_alive()
 
 
 def test_missing_bucket_fails_naming_it(
