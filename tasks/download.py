@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from opsd.results import TaskError
 from tasks.scratch_files import remove_abandoned, remove_quietly, scratch_file
 
 CHUNK = 1 << 20
-DOWNLOAD_PREFIX = ".download-"
+DOWNLOAD_PREFIX = "download-"
 DOWNLOAD_SUFFIX = ".tmp"
 
 
@@ -103,10 +102,8 @@ def download_object(
 
 
 def remove_abandoned_downloads(directory: Path) -> list[Path]:
-    """Temporary files of downloads killed before they could clean up (none in the shared
-    system temp directory, where other programs' files live)."""
-    if directory.resolve() == Path(tempfile.gettempdir()).resolve() or not directory.is_dir():
-        return []
+    """Temporary files of downloads killed before they could clean up (only files that
+    prove they are ours: see scratch_files)."""
     return remove_abandoned(directory, DOWNLOAD_PREFIX, DOWNLOAD_SUFFIX)
 
 

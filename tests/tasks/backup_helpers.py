@@ -11,7 +11,7 @@ from opsd.results import TaskResult
 from opsd.runner import TaskContext, execute
 from tasks.registry import TASKS
 
-BACKUP_DEFAULTS: dict[str, Any] = {"reason": "scheduled", "dry_run": False}
+BACKUP_DEFAULTS: dict[str, Any] = {"reason": "scheduled", "dry_run": False, "allow_empty": False}
 
 
 def run_task(ctx: TaskContext, **arguments: Any) -> TaskResult:

@@ -154,7 +154,7 @@ def test_selection_before_the_first_backup_names_the_earliest() -> None:
     with pytest.raises(TaskError) as caught:
         select_backup(backups, at=parse_timestamp("2026-01-01T00:00:00Z"))
     assert str(caught.value) == (
-        "restore: no backup at or before 2026-01-01 00:00 UTC; "
+        "no backup at or before 2026-01-01 00:00 UTC; "
         "the earliest are backup-2026-11-24-00-00.db, backup-2026-11-24-06-00.db"
     )
     with pytest.raises(TaskError, match="no backups to restore from"):

@@ -13,6 +13,7 @@ import pytest
 
 from opsd.results import Status
 from opsd.settings import Settings
+from tasks.backup_objects import key_time
 from tasks.download import ProgressLine
 from tests.tasks.backup_helpers import run_task
 
@@ -27,12 +28,15 @@ def backups(make_ctx: Any, app_db: Path, settings: Settings) -> dict[str, bytes]
     assert result.status is Status.OK, result.message
     s3 = make_ctx("restore").clients("s3")
     bucket = settings.s3_bucket_backups
+    metadata = s3.head_object(Bucket=bucket, Key=result.details["key"])["Metadata"]
     for key in KEYS:
         s3.copy_object(
             Bucket=bucket,
             Key=key,
             CopySource={"Bucket": bucket, "Key": result.details["key"]},
             ChecksumAlgorithm="SHA256",
+            MetadataDirective="REPLACE",
+            Metadata={**metadata, "taken-at": f"{key_time(key):%Y-%m-%dT%H:%M}:07+00:00"},
         )
     s3.delete_object(Bucket=bucket, Key=result.details["key"])
     body = s3.get_object(Bucket=bucket, Key=KEYS[-1])["Body"].read()
@@ -252,7 +256,7 @@ def test_read_only_file_system_keeps_the_database(
     def read_only(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr("tasks.download.tempfile.mkstemp", read_only)
+    monkeypatch.setattr("tasks.download.scratch_file", read_only)
     before = app_db.read_bytes()
     result = run_task(make_ctx("restore"), yes=True)
     assert result.exit_code == 1 and "Read-only file system" in result.message
