@@ -20,6 +20,11 @@ DOWNLOAD_PREFIX = "download-"
 DOWNLOAD_SUFFIX = ".tmp"
 
 
+class ScratchWriteError(TaskError):
+    """The download could not be written here (disk full, read-only, no permission): a
+    fault of this machine, not of the backup."""
+
+
 class ProgressLine:
     """`restoring backup-….db  312.0/1024.0 MB  30%` rewritten in place on a terminal."""
 
@@ -89,7 +94,7 @@ def download_object(
         raise TaskError(describe_aws_error(f"download {key}", exc)) from exc
     except OSError as exc:
         remove_quietly(temp)
-        raise TaskError(
+        raise ScratchWriteError(
             f"download {key} into {directory}: {exc.strerror or exc} (nothing was replaced)"
         ) from None
     except TaskError:
