@@ -17,8 +17,8 @@ from opsd.metrics import MAX_PAYLOAD_BYTES, Datum, MetricsPublisher, PayloadSize
 from opsd.results import Status, TaskError
 from opsd.runner import TaskContext
 from opsd.settings import Settings
-from tasks.publish_metrics import WATERMARK_KEY, publish_metrics, take_lease
 from tasks.backup_objects import key_time
+from tasks.publish_metrics import WATERMARK_KEY, publish_metrics, take_lease
 from tests.conftest import create_app_database
 from tests.tasks.backup_helpers import plant_backup
 
