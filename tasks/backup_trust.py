@@ -58,6 +58,8 @@ def check_backup(
         head = head_backup(s3, bucket, backup.key)
     if head is None:
         return CheckedBackup(backup, None, None, early or "object gone since it was listed")
+    if not head.get("Metadata"):
+        return CheckedBackup(backup, None, None, early or "no backup metadata")
     try:
         metadata = BackupMetadata.from_s3(backup.key, head.get("Metadata", {}))
     except TaskError as exc:
