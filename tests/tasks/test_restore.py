@@ -325,3 +325,9 @@ def test_a_failed_sync_of_the_download_refuses_and_keeps_the_database(
     assert "Input/output error" in result.message and "untouched" in result.message
     assert hashlib.sha256(app_db.read_bytes()).hexdigest() == before
     assert _leftovers(app_db.parent) == []
+
+
+def test_failure_messages_do_not_repeat_the_task_name(make_ctx: Any, tmp_path: Path) -> None:
+    """The command line shows `restore failed: <message>`: no "restore failed: restore: …"."""
+    empty = run_task(make_ctx("restore"), to=tmp_path / "x.db")
+    assert empty.exit_code == 1 and empty.message.startswith("no backups to restore from")
