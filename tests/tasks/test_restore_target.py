@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from opsd.results import Status
+from opsd.runner import execute, parse_command_line
 from opsd.settings import Settings
+from tasks.registry import TASKS
 from tests.tasks.backup_helpers import run_task
 
 
@@ -21,6 +23,12 @@ def backup_key(make_ctx: Any, app_db: Path) -> str:
     result = run_task(make_ctx("backup"))
     assert result.status is Status.OK, result.message
     return str(result.details["key"])
+
+
+def _restore(ctx: Any, *argv: str) -> Any:
+    """`python -m tasks restore ARGV` in this process: the options parsed as the CLI does."""
+    spec = TASKS["restore"]
+    return execute(spec, ctx, parse_command_line(["restore", *argv], TASKS)[1])
 
 
 def _analyses(path: Path) -> int:
@@ -45,7 +53,7 @@ def test_a_fifo_is_refused_even_with_force_and_left_as_it_is(
     fifo = tmp_path / "pipes" / "pipe.db"
     os.mkfifo(fifo)
 
-    result = run_task(make_ctx("restore"), to=str(fifo), force=True)
+    result = _restore(make_ctx("restore"), "--to", str(fifo), "--force")
 
     _refused_in_one_line(result, "is a FIFO", "regular")
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
@@ -61,7 +69,7 @@ def test_a_device_file_is_refused_even_with_force(
     except PermissionError:
         pytest.skip("cannot make a device file here")
 
-    result = run_task(make_ctx("restore"), to=str(device), force=True)
+    result = _restore(make_ctx("restore"), "--to", str(device), "--force")
 
     _refused_in_one_line(result, "is a character device")
     assert stat.S_ISCHR(os.lstat(device).st_mode)
@@ -94,7 +102,7 @@ def test_a_dangling_symlink_is_refused(make_ctx: Any, backup_key: str, tmp_path:
     link = tmp_path / "link.db"
     link.symlink_to(tmp_path / "missing" / "app.db")
 
-    result = run_task(make_ctx("restore"), to=str(link), force=True)
+    result = _restore(make_ctx("restore"), "--to", str(link), "--force")
 
     _refused_in_one_line(result, "does not exist")
     assert link.is_symlink() and not (tmp_path / "missing").exists()
@@ -107,9 +115,9 @@ def test_to_a_directory_writes_a_file_inside_it(
     existing.mkdir()
     new = tmp_path / "new"
 
-    into_existing = run_task(make_ctx("restore"), to=f"{existing}/")
-    without_slash = run_task(make_ctx("restore"), to=str(existing), force=True)
-    into_new = run_task(make_ctx("restore"), to=f"{new}/")
+    into_existing = _restore(make_ctx("restore"), "--to", f"{existing}/")
+    without_slash = _restore(make_ctx("restore"), "--to", str(existing), "--force")
+    into_new = _restore(make_ctx("restore"), "--to", f"{new}/")
 
     assert into_existing.status is Status.OK, into_existing.message
     assert into_existing.details["target"] == str(existing / backup_key)

@@ -78,7 +78,7 @@ def test_restore_leaves_unrelated_temporary_files_beside_its_target(
     planted = _plant(target_dir)
     killed = scratch_file_of_a_killed_run(target_dir, DOWNLOAD_PREFIX, ".tmp")
 
-    result = run_task(make_ctx("restore"), to=str(target_dir / "copy.db"))
+    result = run_task(make_ctx("restore"), to=target_dir / "copy.db")
 
     assert result.status is Status.OK, result.message
     assert _still_there(target_dir, planted)
