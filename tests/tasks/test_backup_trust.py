@@ -176,3 +176,14 @@ def test_drill_passes_over_suspect_newer_objects_and_flags_them(
     assert f"passed over as suspect: {FUTURE}" in result.message
     named = run_task(make_ctx("verify-backup"), key=FUTURE)
     assert named.status is Status.VIOLATION and "in the future" in named.message
+
+
+def test_a_drill_with_only_suspect_objects_is_a_violation_naming_them(
+    make_ctx: Any, settings: Settings, aws: Any
+) -> None:
+    aws("s3").put_object(Bucket=settings.s3_bucket_backups, Key=FUTURE, Body=b"abc")
+
+    result = run_task(make_ctx("verify-backup"))
+
+    assert result.status is Status.VIOLATION and "\n" not in result.message
+    assert "no backup to trust" in result.message and FUTURE in result.message
