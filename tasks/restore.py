@@ -283,8 +283,9 @@ def _list(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
             }
         )
     suspects = sum(1 for row in rows if row["suspect"])
+    trusted = next((row["key"] for row in rows if not row["suspect"]), None)
     message = f"{len(backups)} backups in s3://{bucket}" + (
-        f", newest {backups[0].key}" if backups else ""
+        f", newest {trusted}" if trusted else ""
     )
     if suspects:
         message += f"; {suspects} suspect (never chosen by --latest or --at)"
