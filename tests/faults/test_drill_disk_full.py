@@ -17,6 +17,7 @@ import pytest
 from opsd.aws import AwsClients
 from opsd.runner import TaskContext
 from tests.conftest import create_app_database
+from tests.faults.figures import record_figure
 from tests.faults.test_restore_disk_full import DISK_BYTES, FillingFile, small_disk
 from tests.task_processes import (
     BUCKET,
@@ -38,7 +39,7 @@ def _drill_column(env: dict[str, str]) -> dict[str, Any]:
 
 
 def test_a_drill_on_a_full_scratch_disk_is_not_run_and_the_backup_not_failed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with moto_endpoint(BUCKET) as endpoint:
         env = task_env(endpoint, tmp_path)
@@ -78,3 +79,9 @@ def test_a_drill_on_a_full_scratch_disk_is_not_run_and_the_backup_not_failed(
         env["SCRATCH_DIR"] = str(tmp_path / "scratch")
         assert run_tasks_cli(env, "verify-backup").returncode == 0
         assert _drill_column(env) == {key: "passed"}
+    how = "a real 2 MiB tmpfs" if mounted else "simulated ENOSPC, no mount"
+    record_figure(
+        request.config,
+        "faults",
+        f"drill on a full scratch disk ({how}): {message}; listed: not run",
+    )
