@@ -66,7 +66,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
             problems += _drill(ctx, bucket, key, chosen.metadata)
         except ScratchWriteError as exc:
             record_drill(ctx.state, key, ctx.run_id, None, f"not run: {exc}")
-            raise TaskError(f"drill of {key} not run: {exc}") from None
+            raise TaskError(f"drill not run: {exc}") from None
         except TaskError as exc:
             _conclude(ctx, key, passed=False, message=str(exc))
             raise
