@@ -74,13 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
+        if args.command == "status":
+            return show_status(settings, args.json)
+        configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+        return run_system(settings, args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.command == "status":
-        return show_status(settings, args.json)
-    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
-    return run_system(settings, args)
 
 
 def show_status(settings: Settings, as_json: bool) -> int:

@@ -83,7 +83,7 @@ def execute(spec: TaskSpec, ctx: TaskContext, args: argparse.Namespace) -> TaskR
     ctx.log.info("task started")
     try:
         result = spec.load().run(ctx, args)
-    except UsageError as exc:
+    except (UsageError, ConfigError) as exc:
         result = TaskResult(spec.name, Status.FAILED, str(exc), {"usage_error": True})
     except TaskError as exc:
         result = TaskResult(spec.name, exc.status, str(exc))
@@ -190,11 +190,10 @@ def main(argv: Sequence[str] | None, registry: Mapping[str, TaskSpec]) -> int:
     """`python -m tasks NAME [options]`: parse, configure, run once, map status to exit code."""
     spec, args = parse_command_line(list(sys.argv[1:] if argv is None else argv), registry)
     try:
-        settings = load_settings()
+        settings = attach_running_endpoint(load_settings())
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    settings = attach_running_endpoint(settings)
     # With --json, stdout carries only the document; the log lines go to stderr.
     configure_logging(
         settings.log_level,
@@ -209,6 +208,11 @@ def main(argv: Sequence[str] | None, registry: Mapping[str, TaskSpec]) -> int:
         task=spec.name,
         interactive=sys.stdin.isatty() and sys.stdout.isatty(),
     )
+    try:
+        ctx.state  # noqa: B018 (opened before the run: a bad OPS_STATE_PATH is a setting's error)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         result = execute(spec, ctx, args)
     finally:

@@ -8,23 +8,36 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsd.database import connect
+from opsd.database import DatabaseError, connect
 from opsd.results import TaskResult
+from opsd.settings import ConfigError
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class StateError(ConfigError):
+    """OPS_STATE_PATH cannot be opened as the ops state database; the message says why."""
+
+
 class OpsState:
     def __init__(self, path: str | Path, busy_timeout_ms: int = 30_000) -> None:
         self.path = Path(path)
-        self.conn = connect(self.path, busy_timeout_ms=busy_timeout_ms, check_same_thread=False)
-        self._ensure_schema()
+        try:
+            self.conn = connect(self.path, busy_timeout_ms=busy_timeout_ms, check_same_thread=False)
+        except (DatabaseError, sqlite3.Error, OSError) as exc:
+            raise StateError(_state_problem(self.path, exc)) from None
+        try:
+            self._ensure_schema()
+        except sqlite3.Error as exc:
+            self.conn.close()
+            raise StateError(_state_problem(self.path, exc)) from None
 
     def _ensure_schema(self) -> None:
         self.conn.executescript(
@@ -88,6 +101,14 @@ class OpsState:
             "updated_at = excluded.updated_at",
             (key, json.dumps(value, default=str), utcnow().isoformat()),
         )
+
+
+def _state_problem(path: Path, exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        reason = f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+    else:
+        reason = str(exc).removeprefix(f"{path}: ")
+    return f"OPS_STATE_PATH {path}: cannot open the ops state database: {reason}"
 
 
 def process_alive(info: dict[str, Any] | None) -> bool:

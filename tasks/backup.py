@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from opsd.state import utcnow
+from tasks.backup_content import check_snapshot, check_source_file
 from tasks.backup_objects import REASONS, BackupMetadata, backup_key, head_backup
 from tasks.checksums import CopyDigests, FileDigests
 from tasks.s3_upload import ObjectExists, upload_once
@@ -45,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="snapshot and check, show what would be uploaded, upload nothing",
     )
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="back up a database that is empty or lacks the app's schema (refused otherwise)",
+    )
 
 
 def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
@@ -61,6 +68,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
             TASK, Status.SKIPPED, f"{key} already exists: backup of this minute done", where
         )
 
+    check_source_file(settings.database_path, allow_empty=args.allow_empty)
     snapshot: Path | None = None
     integrity: BackgroundIntegrityCheck | None = None
     try:
@@ -77,6 +85,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         facts = read_database_facts(copy, settings.sqlite_busy_timeout_ms, check_integrity=False)
         if facts.integrity_errors:
             _refuse(settings.database_path, facts.integrity_errors)
+        check_snapshot(settings.database_path, facts, allow_empty=args.allow_empty)
         metadata = _metadata(facts, digests, args.reason, taken_at.isoformat(timespec="seconds"))
         encoded = metadata.to_s3()
         details: dict[str, Any] = {**where, "bytes": digests.size, "sha256": digests.sha256}
@@ -134,10 +143,10 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
 
 
 def _remove_abandoned_snapshots(ctx: TaskContext) -> None:
-    """Snapshots of runs killed (SIGKILL, out of memory) before they could clean up; only in
-    a dedicated SCRATCH_DIR, never in the shared system temp directory."""
-    scratch = ctx.settings.scratch_dir
-    if scratch is not None and scratch.is_dir():
+    """Snapshots of runs killed (SIGKILL, out of memory) before they could clean up: only
+    files that prove they are ours (see scratch_files), wherever the scratch directory is."""
+    scratch = ctx.settings.scratch_dir or Path(tempfile.gettempdir())
+    if scratch.is_dir():
         removed = remove_abandoned(scratch, SNAPSHOT_PREFIX)
         if removed:
             ctx.log.info("abandoned snapshots removed", files=[p.name for p in removed])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from opsd.database import DatabaseError, connect, in_rollback_journal_mode, integrity_errors
+from opsd.database import DatabaseError, connect, integrity_errors
 from tasks.backup_objects import BackupMetadata
 from tasks.checksums import file_sha256
 from tasks.snapshot import DatabaseFacts, integrity_summary, read_database_facts
@@ -85,10 +85,8 @@ def _compare(facts: DatabaseFacts, metadata: BackupMetadata) -> list[str]:
 
 
 def _opens_like_the_app(path: Path) -> list[str]:
-    """The app's own opening (the shared helper), a foreign key check and the journal mode."""
-    with path.open("rb") as handle:
-        if not in_rollback_journal_mode(handle.read(20)):
-            return ["database is in WAL mode; the app needs rollback-journal mode on EFS"]
+    """The app's own opening (the shared helper) and a foreign key check. A copy in WAL
+    mode is switched to rollback-journal mode afterwards (tasks.journal_mode)."""
     try:
         conn = connect(path, readonly=True)
     except DatabaseError as exc:

@@ -44,6 +44,7 @@ class BackupObject:
     taken_at: datetime
     size: int
     storage_class: str = "STANDARD"
+    last_modified: datetime | None = None
 
 
 def list_backups(s3: Any, bucket: str, prefix: str = "") -> list[BackupObject]:
@@ -62,7 +63,11 @@ def list_backups(s3: Any, bucket: str, prefix: str = "") -> list[BackupObject]:
                     continue
                 found.append(
                     BackupObject(
-                        item["Key"], taken_at, item["Size"], item.get("StorageClass", "STANDARD")
+                        item["Key"],
+                        taken_at,
+                        item["Size"],
+                        item.get("StorageClass", "STANDARD"),
+                        item.get("LastModified"),
                     )
                 )
     except Exception as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +16,13 @@ from opsd.results import TaskError
 from tasks.scratch_files import remove_abandoned, remove_quietly, scratch_file
 
 CHUNK = 1 << 20
-DOWNLOAD_PREFIX = ".download-"
+DOWNLOAD_PREFIX = "download-"
 DOWNLOAD_SUFFIX = ".tmp"
+
+
+class ScratchWriteError(TaskError):
+    """The download could not be written here (disk full, read-only, no permission): a
+    fault of this machine, not of the backup."""
 
 
 class ProgressLine:
@@ -90,7 +94,7 @@ def download_object(
         raise TaskError(describe_aws_error(f"download {key}", exc)) from exc
     except OSError as exc:
         remove_quietly(temp)
-        raise TaskError(
+        raise ScratchWriteError(
             f"download {key} into {directory}: {exc.strerror or exc} (nothing was replaced)"
         ) from None
     except TaskError:
@@ -103,10 +107,8 @@ def download_object(
 
 
 def remove_abandoned_downloads(directory: Path) -> list[Path]:
-    """Temporary files of downloads killed before they could clean up (none in the shared
-    system temp directory, where other programs' files live)."""
-    if directory.resolve() == Path(tempfile.gettempdir()).resolve() or not directory.is_dir():
-        return []
+    """Temporary files of downloads killed before they could clean up (only files that
+    prove they are ours: see scratch_files)."""
     return remove_abandoned(directory, DOWNLOAD_PREFIX, DOWNLOAD_SUFFIX)
 
 

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     s3, logs = ctx.clients("s3"), ctx.clients("logs")
-    findings = check_everything(s3, logs, ctx.settings)
+    findings = _check_everything(s3, logs, ctx)
     changes: list[str] = []
     failed_fixes: list[str] = []
     if args.fix:
@@ -57,7 +57,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
                 )
         if not args.dry_run:
             ctx.log.info("policy applied", changes=len(changes), failed=len(failed_fixes))
-            findings = check_everything(s3, logs, ctx.settings)
+            findings = _check_everything(s3, logs, ctx)
     violations = sum(f.status == VIOLATION for f in findings)
     unchecked = sum(f.status == CANNOT_CHECK for f in findings)
     # An unreadable rule is not known to comply, so it counts towards the alarm too.
@@ -88,6 +88,14 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         "changes": len(changes),
     }
     return TaskResult(ctx.task, status, summary, details, output=output)
+
+
+def _check_everything(s3: Any, logs: Any, ctx: TaskContext) -> list[Finding]:
+    """A failure no single finding can hold (the endpoint is down) ends the run in one line."""
+    try:
+        return check_everything(s3, logs, ctx.settings)
+    except (ClientError, BotoCoreError) as exc:
+        raise TaskError(describe_aws_error("check the storage policy", exc)) from None
 
 
 def _report(findings: list[Finding], document: dict[str, Any]) -> str:

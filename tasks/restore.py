@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,13 @@ from opsd.runner import TaskContext
 from opsd.state import utcnow
 from tasks.backup_checks import check_download
 from tasks.backup_objects import BackupMetadata, BackupObject, head_backup, list_backups
+from tasks.backup_trust import CheckedBackup, check_backup, describe_suspects, newest_trusted
 from tasks.download import download_object, progress_on_terminal, sync_file
 from tasks.drill_records import latest_drills
+from tasks.journal_mode import ensure_rollback_journal
 from tasks.restore_selection import parse_timestamp, select_backup
 from tasks.restore_swap import place_verified_file, pre_restore_path
+from tasks.restore_target import RestoreTarget, resolve_target
 from tasks.scratch_files import remove_quietly
 from tasks.service_control import EcsService, service_stopped
 
@@ -43,9 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     choose.add_argument("--key", help="this backup object")
     parser.add_argument(
-        "--to", type=Path, metavar="PATH", help="restore to this file instead of DATABASE_PATH"
+        "--to",
+        metavar="PATH",
+        help="restore to this file instead of DATABASE_PATH (DIR/: a file named after the "
+        "backup inside DIR)",
     )
-    parser.add_argument("--force", action="store_true", help="with --to: replace an existing file")
+    parser.add_argument(
+        "--force", action="store_true", help="with --to: replace an existing regular file"
+    )
     parser.add_argument(
         "--stop-service",
         action="store_true",
@@ -62,9 +72,15 @@ class RestorePlan:
     bucket: str
     backup: BackupObject
     metadata: BackupMetadata
-    target: Path
+    destination: RestoreTarget
     in_place: bool
     service: EcsService | None
+    suspect: str | None = None  # why a backup named by --key is not trusted
+    passed_over: tuple[CheckedBackup, ...] = ()
+
+    @property
+    def target(self) -> Path:
+        return self.destination.path
 
     def describe(self) -> str:
         backup, meta = self.backup, self.metadata
@@ -73,13 +89,22 @@ class RestorePlan:
             f"  backup    s3://{self.bucket}/{backup.key}",
             f"            taken {backup.taken_at:%Y-%m-%d %H:%M} UTC, {backup.size} bytes, "
             f"reason {meta.reason or '?'}, schema {meta.alembic_revision or meta.user_version}",
-            f"  download  one GET to a temporary file in {self.target.parent}",
-            "  verify    sha256 against the metadata, PRAGMA integrity_check",
         ]
+        if self.suspect:
+            lines.append(f"  SUSPECT   {self.suspect}")
+        if self.passed_over:
+            lines.append(f"  skipped   suspect: {describe_suspects(list(self.passed_over))}")
+        lines += [
+            f"  download  one GET to a temporary file in {self.target.parent}",
+            "  verify    sha256 against the metadata, integrity_check, schema and row counts",
+        ]
+        if self.destination.link is not None:
+            link = self.destination.link
+            lines.append(f"  symlink   {link} names {self.target}: that file is replaced")
         if self.target.exists():
             kept = pre_restore_path(self.target, "<timestamp>").name
             lines.append(f"  keep      {self.target} as {kept} (and its journal, if any)")
-        lines.append(f"  replace   {self.target} by an atomic rename")
+        lines.append(f"  replace   {self.target} by an atomic rename, keeping its mode and owner")
         if self.service is not None:
             lines.append(
                 f"  service   scale {self.service.service} in {self.service.cluster} to 0, "
@@ -103,28 +128,33 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
 
 def _make_plan(ctx: TaskContext, args: argparse.Namespace) -> RestorePlan:
     settings = ctx.settings
-    target = (args.to or settings.database_path).expanduser()
-    in_place = target.resolve() == settings.database_path.expanduser().resolve()
-    if target.is_dir():
-        raise UsageError(f"--to {target}: is a directory; name the database file")
-    if not in_place and target.exists() and not args.force:
-        raise UsageError(f"--to {target}: file exists; add --force to replace it")
+    live = Path(os.path.realpath(settings.database_path.expanduser()))
+    in_place = args.to is None or Path(os.path.realpath(Path(args.to).expanduser())) == live
     if args.stop_service and not in_place:
         raise UsageError("--stop-service: only for a restore in place of DATABASE_PATH")
     if args.stop_service and not (settings.ecs_cluster and settings.ecs_app_service):
         raise UsageError("--stop-service: set ECS_CLUSTER and ECS_APP_SERVICE")
     if in_place and not args.dry_run and not (args.stop_service or args.yes or ctx.interactive):
         raise UsageError(
-            f"restore in place of {target}: stop the app first and add --yes, or use --stop-service"
+            f"restore in place of {settings.database_path}: stop the app first and add --yes, "
+            "or use --stop-service"
         )
     at = parse_timestamp(args.at) if args.at else None
     bucket = settings.s3_bucket_backups
     s3 = ctx.clients("s3")
-    backup = select_backup(list_backups(s3, bucket, settings.backup_prefix), at=at, key=args.key)
-    head = head_backup(s3, bucket, backup.key)
-    if head is None:
-        raise TaskError(f"restore {backup.key}: object disappeared from s3://{bucket}")
-    metadata = BackupMetadata.from_s3(backup.key, head.get("Metadata", {}))
+    listed = list_backups(s3, bucket, settings.backup_prefix)
+    chosen, passed_over = _choose(s3, bucket, listed, at, args.key)
+    if chosen.metadata is None:
+        raise TaskError(f"{chosen.key} cannot be verified, nothing restored: {chosen.suspect}")
+    name = chosen.key.rsplit("/", 1)[-1]
+    if in_place:
+        destination = resolve_target(str(settings.database_path), "DATABASE_PATH", name)
+    else:
+        destination = resolve_target(str(args.to), "--to", name)
+        if destination.path == live:
+            raise UsageError(f"--to {args.to}: is DATABASE_PATH; restore in place without --to")
+        if destination.exists and not args.force:
+            raise UsageError(f"--to {args.to}: file exists; add --force to replace it")
     service = None
     if args.stop_service:
         service = EcsService(
@@ -133,7 +163,37 @@ def _make_plan(ctx: TaskContext, args: argparse.Namespace) -> RestorePlan:
             str(settings.ecs_app_service),
             timeout_s=settings.ecs_wait_timeout_s,
         )
-    return RestorePlan(bucket, backup, metadata, target, in_place, service)
+    return RestorePlan(
+        bucket,
+        chosen.backup,
+        chosen.metadata,
+        destination,
+        in_place,
+        service,
+        chosen.suspect,
+        tuple(passed_over),
+    )
+
+
+def _choose(
+    s3: Any, bucket: str, listed: list[BackupObject], at: datetime | None, key: str | None
+) -> tuple[CheckedBackup, list[CheckedBackup]]:
+    """A named key as it is (checked, and said so when suspect); otherwise the newest backup
+    we took at or before `at`, passing over suspect objects."""
+    now = utcnow()
+    first = select_backup(listed, at=at, key=key)
+    if key is not None:
+        return check_backup(s3, bucket, first, now), []
+    candidates = listed[listed.index(first) :]
+    chosen, passed_over = newest_trusted(s3, bucket, candidates, now)
+    if chosen is None:
+        when = f" at or before {at:%Y-%m-%d %H:%M} UTC" if at else ""
+        raise TaskError(
+            f"no backup{when} to trust, nothing restored; suspect: "
+            f"{describe_suspects(passed_over)} (restore --list shows why; --key restores "
+            "one on purpose)"
+        )
+    return chosen, passed_over
 
 
 def _restore(
@@ -143,7 +203,7 @@ def _restore(
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise TaskError(f"restore {key} to {target}: {exc.strerror or exc}") from None
+        raise TaskError(f"{key} to {target}: {exc.strerror or exc}") from None
     progress = progress_on_terminal(f"restoring {key.rsplit('/', 1)[-1]}", plan.backup.size)
     temp = download_object(
         ctx.clients("s3"),
@@ -158,16 +218,17 @@ def _restore(
         # The file reaches the disk while it is checked; both finish before any rename.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsync") as pool:
             synced = pool.submit(sync_file, temp)
-            problems = check_download(temp, plan.metadata, full=False)
+            problems = check_download(temp, plan.metadata, full=True)
             try:
                 synced.result()
             except OSError as exc:
                 raise TaskError(
-                    f"restore {key}: writing {temp.name} failed: {exc.strerror or exc}; "
-                    f"{target} untouched"
+                    f"{key}: writing {temp.name} failed: {exc.strerror or exc}; {target} untouched"
                 ) from None
         if problems:
-            raise TaskError(f"restore {key}: refused, {'; '.join(problems)}; {target} untouched")
+            raise TaskError(f"{key} refused, {'; '.join(problems)}; {target} untouched")
+        if ensure_rollback_journal(temp):
+            ctx.log.info("wal-mode backup switched to rollback-journal mode", key=key)
         ctx.log.info("backup verified", key=key, sha256=plan.metadata.sha256, target=str(target))
         if plan.in_place and not (args.stop_service or args.yes):
             question = f"Replace {target} with {key}? The app must not be writing to it."
@@ -184,7 +245,10 @@ def _restore(
             kept = place_verified_file(temp, target, stamp)
     finally:
         remove_quietly(temp)
-    message = f"restored {key} to {target}"
+    message = f"restored {key} to {plan.destination.describe()}"
+    if plan.suspect:
+        message += f" (suspect, restored as named by --key: {plan.suspect})"
+        details["suspect"] = plan.suspect
     if kept is not None:
         message += f"; previous database kept as {kept.name}"
         details["kept"] = str(kept)
@@ -200,27 +264,38 @@ def _list(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     backups = list_backups(s3, bucket, settings.backup_prefix)
     shown = backups if args.limit <= 0 else backups[: args.limit]
     drills = latest_drills(ctx.state)
+    now = utcnow()
     rows = []
     for backup in shown:
-        head = head_backup(s3, bucket, backup.key) or {}
+        head = head_backup(s3, bucket, backup.key)
+        checked = check_backup(s3, bucket, backup, now, head=head) if head else None
         drill = drills.get(backup.key)
         rows.append(
             {
                 "key": backup.key,
                 "taken_at": backup.taken_at.isoformat(),
                 "size": backup.size,
-                "reason": head.get("Metadata", {}).get("reason", ""),
+                "reason": (head or {}).get("Metadata", {}).get("reason", ""),
                 "storage_class": backup.storage_class,
                 "drill": drill.verdict.lower() if drill else None,
                 "drilled_at": drill.drilled_at if drill else None,
+                "suspect": checked.suspect if checked else "object gone since it was listed",
             }
         )
+    suspects = sum(1 for row in rows if row["suspect"])
+    trusted = next((row["key"] for row in rows if not row["suspect"]), None)
     message = f"{len(backups)} backups in s3://{bucket}" + (
-        f", newest {backups[0].key}" if backups else ""
+        f", newest {trusted}" if trusted else ""
     )
+    if suspects:
+        message += f"; {suspects} suspect (never chosen by --latest or --at)"
     output = json.dumps(rows, indent=2) if args.json else _table(rows, len(backups), bucket)
     return TaskResult(
-        TASK, Status.OK, message, {"bucket": bucket, "count": len(backups)}, output=output
+        TASK,
+        Status.OK,
+        message,
+        {"bucket": bucket, "count": len(backups), "suspect": suspects},
+        output=output,
     )
 
 
@@ -235,6 +310,8 @@ def _table(rows: list[dict[str, Any]], total: int, bucket: str) -> str:
             f"{row['key']:<{width}}  {row['taken_at'][:16].replace('T', ' '):<16}  "
             f"{human_size(row['size']):>10}  {row['reason'] or '-':<13}  {drill}"
         )
+        if row["suspect"]:
+            lines.append(f"  SUSPECT: {row['suspect']}; never chosen by --latest or --at")
     if total > len(rows):
         lines.append(f"({total - len(rows)} older backups not shown; --limit 0 shows all)")
     return "\n".join(lines)

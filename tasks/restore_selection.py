@@ -30,21 +30,19 @@ def select_backup(
 ) -> BackupObject:
     """`backups` newest first, as list_backups returns them."""
     if not backups:
-        raise TaskError("restore: no backups to restore from")
+        raise TaskError("no backups to restore from")
     if key is not None:
         for backup in backups:
             if backup.key == key or backup.key.rsplit("/", 1)[-1] == key:
                 return backup
-        raise TaskError(
-            f"restore: no backup named {key} (newest: {_describe(backups[:SHOWN_NEAREST])})"
-        )
+        raise TaskError(f"no backup named {key} (newest: {_describe(backups[:SHOWN_NEAREST])})")
     if at is None:
         return backups[0]
     for backup in backups:
         if backup.taken_at <= at:
             return backup
     earliest = list(reversed(backups))[:SHOWN_NEAREST]
+    which = "the earliest is" if len(earliest) == 1 else "the earliest are"
     raise TaskError(
-        f"restore: no backup at or before {at:%Y-%m-%d %H:%M} UTC; "
-        f"the earliest are {_describe(earliest)}"
+        f"no backup at or before {at:%Y-%m-%d %H:%M} UTC; {which} {_describe(earliest)}"
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from opsd.results import TaskError
+from tasks.restore_target import kind_of
 
 # SQLite's companions of a database file; a stale one beside a new file would corrupt it.
 JOURNAL_SUFFIXES = ("-journal", "-wal")
@@ -34,7 +36,9 @@ def place_verified_file(verified: Path, target: Path, stamp: str) -> Path | None
     interrupted transaction in the kept copy. Returns the kept path, or None for a new file.
     """
     kept: Path | None = None
-    if target.exists():
+    current = _regular_file_or_none(target)
+    if current is not None:
+        _take_mode_and_owner(verified, target, current)
         kept = pre_restore_path(target, stamp)
         _keep(target, kept)
         for stale in companions(target):
@@ -45,20 +49,47 @@ def place_verified_file(verified: Path, target: Path, stamp: str) -> Path | None
                 else:
                     os.replace(stale, kept.with_name(kept.name + suffix))
             except OSError as exc:
-                raise TaskError(
-                    f"restore {target}: cannot move aside {stale.name}: {exc}"
-                ) from None
+                raise TaskError(f"{target}: cannot move aside {stale.name}: {exc}") from None
     try:
         os.replace(verified, target)
     except OSError as exc:
-        raise TaskError(f"restore {target}: rename failed, nothing replaced: {exc}") from None
+        raise TaskError(f"{target}: rename failed, nothing replaced: {exc}") from None
     _sync_directory(target.parent)
     return kept
 
 
+def _regular_file_or_none(target: Path) -> os.stat_result | None:
+    """The target's status; a TaskError when something other than a regular file is there
+    (it may have changed since the plan was made)."""
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        return None
+    kind = kind_of(info.st_mode) if not stat.S_ISLNK(info.st_mode) else "a symlink"
+    if kind is not None:
+        raise TaskError(f"{target}: is {kind} now; nothing replaced")
+    return info
+
+
+def _take_mode_and_owner(verified: Path, target: Path, current: os.stat_result) -> None:
+    """The restored file keeps the permissions and owner of the file it replaces: the app
+    (perhaps another user) must still be able to open its database."""
+    try:
+        os.chmod(verified, stat.S_IMODE(current.st_mode))
+        mine = os.stat(verified)
+        if (mine.st_uid, mine.st_gid) != (current.st_uid, current.st_gid):
+            os.chown(verified, current.st_uid, current.st_gid)
+    except OSError as exc:
+        raise TaskError(
+            f"{target}: cannot give the restored file its owner {current.st_uid}:"
+            f"{current.st_gid} and mode {stat.S_IMODE(current.st_mode):o} "
+            f"({exc.strerror or exc}; run as that user or root), nothing replaced"
+        ) from None
+
+
 def _keep(target: Path, kept: Path) -> None:
     if kept.exists():
-        raise TaskError(f"restore {target}: {kept.name} already exists; try again in a second")
+        raise TaskError(f"{target}: {kept.name} already exists; try again in a second")
     try:
         os.link(target, kept)
     except OSError:
@@ -73,7 +104,7 @@ def _copy(target: Path, kept: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             kept.unlink()
         raise TaskError(
-            f"restore {target}: cannot keep the current database as {kept.name}, "
+            f"{target}: cannot keep the current database as {kept.name}, "
             f"nothing replaced: {exc.strerror or exc}"
         ) from None
 

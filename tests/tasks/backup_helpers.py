@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from opsd.results import TaskResult
 from opsd.runner import TaskContext, execute
+from tasks.backup_objects import BackupMetadata
 from tasks.registry import TASKS
 
-BACKUP_DEFAULTS: dict[str, Any] = {"reason": "scheduled", "dry_run": False}
+BACKUP_DEFAULTS: dict[str, Any] = {"reason": "scheduled", "dry_run": False, "allow_empty": False}
 
 
 def run_task(ctx: TaskContext, **arguments: Any) -> TaskResult:
@@ -56,3 +59,22 @@ def scratch_files(scratch: Path) -> list[Path]:
 
 def bucket_keys(s3: Any, bucket: str) -> list[str]:
     return [item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def plant_backup(
+    s3: Any, bucket: str, key: str, taken_at: datetime, body: bytes = b"x", **metadata: str
+) -> None:
+    """An object with the metadata the backup task writes (`metadata` overrides fields);
+    its bytes are not a database: for tests of listing and choosing, not of restoring."""
+    fields = BackupMetadata(
+        sha256=hashlib.sha256(body).hexdigest(),
+        size=len(body),
+        page_count=1,
+        page_size=4096,
+        sqlite_version="3.40.1",
+        user_version=1,
+        alembic_revision="0001_initial",
+        row_counts={"analyses": 1},
+        taken_at=taken_at.isoformat(timespec="seconds"),
+    ).to_s3()
+    s3.put_object(Bucket=bucket, Key=key, Body=body, Metadata={**fields, **metadata})

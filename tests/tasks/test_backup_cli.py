@@ -118,7 +118,8 @@ def test_bad_input_ends_with_one_line_and_its_exit_code(
         cli_env, "restore", "--at", "2000-01-01 00:00", "--to", str(tmp_path / "x.db")
     )
     assert early.returncode == 1
-    assert "no backup at or before 2000-01-01 00:00 UTC; the earliest are backup-" in early.stderr
+    assert "no backup at or before 2000-01-01 00:00 UTC; the earliest is backup-" in early.stderr
+    assert early.stderr.startswith("restore failed: no backup")  # not "restore: restore: …"
 
     no_bucket = tasks_cli({**cli_env, "S3_BUCKET_BACKUPS": "no-such-bucket"}, "verify-backup")
     assert no_bucket.returncode == 1 and "NoSuchBucket" in no_bucket.stderr

@@ -154,7 +154,7 @@ def test_selection_before_the_first_backup_names_the_earliest() -> None:
     with pytest.raises(TaskError) as caught:
         select_backup(backups, at=parse_timestamp("2026-01-01T00:00:00Z"))
     assert str(caught.value) == (
-        "restore: no backup at or before 2026-01-01 00:00 UTC; "
+        "no backup at or before 2026-01-01 00:00 UTC; "
         "the earliest are backup-2026-11-24-00-00.db, backup-2026-11-24-06-00.db"
     )
     with pytest.raises(TaskError, match="no backups to restore from"):
@@ -166,3 +166,9 @@ def test_timestamps_without_zone_are_utc_and_garbage_is_a_usage_error() -> None:
     assert parse_timestamp("2026-11-24T08:00+02:00") == datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
     with pytest.raises(UsageError, match="not a timestamp"):
         parse_timestamp("last tuesday")
+
+
+def test_selection_before_a_single_backup_names_it_in_the_singular() -> None:
+    with pytest.raises(TaskError) as caught:
+        select_backup(_backups("2026-11-24-00-00"), at=parse_timestamp("2026-01-01T00:00:00Z"))
+    assert str(caught.value).endswith("; the earliest is backup-2026-11-24-00-00.db")

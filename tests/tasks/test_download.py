@@ -4,6 +4,7 @@ from opsd.aws import AwsClients
 from opsd.settings import Settings
 from tasks.download import DOWNLOAD_PREFIX, download_object
 from tasks.scratch_files import remove_quietly, scratch_file
+from tests.tasks.test_scratch_files import scratch_file_of_a_killed_run
 
 
 def test_download_removes_files_of_killed_downloads_but_not_live_ones(
@@ -13,7 +14,7 @@ def test_download_removes_files_of_killed_downloads_but_not_live_ones(
     s3.put_object(Bucket=settings.s3_bucket_backups, Key="backup-x.db", Body=b"data" * 1000)
     target_dir = tmp_path / "data"
     target_dir.mkdir()
-    abandoned = target_dir / f"{DOWNLOAD_PREFIX}killedrun.tmp"
+    abandoned = scratch_file_of_a_killed_run(target_dir, DOWNLOAD_PREFIX, ".tmp")
     abandoned.write_bytes(b"partial")
     in_use = scratch_file(target_dir, DOWNLOAD_PREFIX, ".tmp")  # held by a live download
 

@@ -17,8 +17,10 @@ from opsd.metrics import MAX_PAYLOAD_BYTES, Datum, MetricsPublisher, PayloadSize
 from opsd.results import Status, TaskError
 from opsd.runner import TaskContext
 from opsd.settings import Settings
+from tasks.backup_objects import key_time
 from tasks.publish_metrics import WATERMARK_KEY, publish_metrics, take_lease
 from tests.conftest import create_app_database
+from tests.tasks.backup_helpers import plant_backup
 
 NOW = datetime(2026, 11, 24, 6, 5, 30, tzinfo=UTC)
 
@@ -127,8 +129,9 @@ def test_the_minute_still_running_and_the_last_one_wait(
 
 def test_backup_age_comes_from_the_newest_backup_key(aws, settings, app_database, publish) -> None:
     s3 = aws("s3")
-    for key in ("backup-2026-10-31-18-00.db", "backup-2026-11-24-00-00.db", "notes.txt"):
-        s3.put_object(Bucket=settings.s3_bucket_backups, Key=key, Body=b"x")
+    for key in ("backup-2026-10-31-18-00.db", "backup-2026-11-24-00-00.db"):
+        plant_backup(s3, settings.s3_bucket_backups, key, key_time(key))  # type: ignore[arg-type]
+    s3.put_object(Bucket=settings.s3_bucket_backups, Key="notes.txt", Body=b"x")
 
     result = publish()
 

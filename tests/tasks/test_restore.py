@@ -13,6 +13,7 @@ import pytest
 
 from opsd.results import Status
 from opsd.settings import Settings
+from tasks.backup_objects import key_time
 from tasks.download import ProgressLine
 from tests.tasks.backup_helpers import run_task
 
@@ -27,12 +28,15 @@ def backups(make_ctx: Any, app_db: Path, settings: Settings) -> dict[str, bytes]
     assert result.status is Status.OK, result.message
     s3 = make_ctx("restore").clients("s3")
     bucket = settings.s3_bucket_backups
+    metadata = s3.head_object(Bucket=bucket, Key=result.details["key"])["Metadata"]
     for key in KEYS:
         s3.copy_object(
             Bucket=bucket,
             Key=key,
             CopySource={"Bucket": bucket, "Key": result.details["key"]},
             ChecksumAlgorithm="SHA256",
+            MetadataDirective="REPLACE",
+            Metadata={**metadata, "taken-at": f"{key_time(key):%Y-%m-%dT%H:%M}:07+00:00"},
         )
     s3.delete_object(Bucket=bucket, Key=result.details["key"])
     body = s3.get_object(Bucket=bucket, Key=KEYS[-1])["Body"].read()
@@ -252,7 +256,7 @@ def test_read_only_file_system_keeps_the_database(
     def read_only(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr("tasks.download.tempfile.mkstemp", read_only)
+    monkeypatch.setattr("tasks.download.scratch_file", read_only)
     before = app_db.read_bytes()
     result = run_task(make_ctx("restore"), yes=True)
     assert result.exit_code == 1 and "Read-only file system" in result.message
@@ -321,3 +325,9 @@ def test_a_failed_sync_of_the_download_refuses_and_keeps_the_database(
     assert "Input/output error" in result.message and "untouched" in result.message
     assert hashlib.sha256(app_db.read_bytes()).hexdigest() == before
     assert _leftovers(app_db.parent) == []
+
+
+def test_failure_messages_do_not_repeat_the_task_name(make_ctx: Any, tmp_path: Path) -> None:
+    """The command line shows `restore failed: <message>`: no "restore failed: restore: …"."""
+    empty = run_task(make_ctx("restore"), to=tmp_path / "x.db")
+    assert empty.exit_code == 1 and empty.message.startswith("no backups to restore from")

@@ -120,7 +120,9 @@ def test_backup_without_its_metadata_fails_the_drill(
     s3.put_object(Bucket=settings.s3_bucket_backups, Key=backed_up, Body=data)
     result = run_task(ctx)
     assert result.exit_code == 3
-    assert "metadata lacks" in result.message
+    assert "no backup metadata" in result.message
+    named = run_task(make_ctx("verify-backup"), key=backed_up)
+    assert named.exit_code == 3 and "fails its restore drill: no backup metadata" in named.message
 
 
 def test_drill_of_a_named_key(make_ctx: Any, backed_up: str) -> None:
