@@ -25,7 +25,7 @@ from opsd.aws import AwsClients
 from opsd.local_aws import attach_running_endpoint
 from opsd.logging import configure_logging
 from opsd.metrics import Datum, MetricsPublisher
-from opsd.results import EXIT_USAGE, Status, TaskError, TaskResult, UsageError
+from opsd.results import EXIT_CODES, EXIT_USAGE, Status, TaskError, TaskResult, UsageError
 from opsd.schedule import TaskSpec
 from opsd.settings import ConfigError, Settings, load_settings
 from opsd.state import OpsState, utcnow
@@ -215,7 +215,11 @@ def main(argv: Sequence[str] | None, registry: Mapping[str, TaskSpec]) -> int:
         return EXIT_USAGE
     try:
         result = execute(spec, ctx, args)
+    except Terminated:  # the signal came while the finished run was being recorded
+        print(f"{spec.name} failed: interrupted by SIGTERM", file=sys.stderr)
+        return EXIT_CODES[Status.FAILED]
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the run is over: only reporting is left
         ctx.close()
     if result.output:
         print(result.output, flush=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import threading
-import time
 
 from opsd.results import Status, TaskError, TaskResult, UsageError
 from opsd.runner import TaskContext
@@ -35,8 +34,8 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         ctx.check_stop()
         while not release.wait(0.01):
             ctx.check_stop()
-    if args.behave == "stubborn":
-        time.sleep(5)
+    if args.behave == "stubborn":  # ignores check_stop: only SIGTERM (or the test) ends it
+        release.wait(60)
     status = {"skip": Status.SKIPPED, "violation": Status.VIOLATION}.get(args.behave, Status.OK)
     return TaskResult(
         ctx.task,
