@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsd.database import connect
+from opsd.database import SQLITE_HEADER, DatabaseError, connect
 from opsd.results import TaskResult
 
 
@@ -23,8 +24,22 @@ def utcnow() -> datetime:
 class OpsState:
     def __init__(self, path: str | Path, busy_timeout_ms: int = 30_000) -> None:
         self.path = Path(path)
-        self.conn = connect(self.path, busy_timeout_ms=busy_timeout_ms, check_same_thread=False)
-        self._ensure_schema()
+        # Set when the file was not a database and was moved aside: the tasks say so.
+        self.set_aside: Path | None = None
+        try:
+            self.conn = connect(self.path, busy_timeout_ms=busy_timeout_ms, check_same_thread=False)
+            self._ensure_schema()
+        except (DatabaseError, sqlite3.DatabaseError):
+            if not _not_a_database(self.path):
+                raise
+            if hasattr(self, "conn"):
+                self.conn.close()
+            self.set_aside = self.path.with_name(
+                f"{self.path.name}.unreadable-{utcnow():%Y%m%dT%H%M%S}"
+            )
+            self.path.rename(self.set_aside)
+            self.conn = connect(self.path, busy_timeout_ms=busy_timeout_ms, check_same_thread=False)
+            self._ensure_schema()
 
     def _ensure_schema(self) -> None:
         self.conn.executescript(
@@ -88,6 +103,16 @@ class OpsState:
             "updated_at = excluded.updated_at",
             (key, json.dumps(value, default=str), utcnow().isoformat()),
         )
+
+
+def _not_a_database(path: Path) -> bool:
+    """The file is there but is no SQLite database (garbage, or a damaged header)."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError:
+        return False
+    return bool(header) and header != SQLITE_HEADER
 
 
 def process_alive(info: dict[str, Any] | None) -> bool:

@@ -133,7 +133,8 @@ def test_backup_age_comes_from_the_newest_backup_key(aws, settings, app_database
     result = publish()
 
     assert "newest backup backup-2026-11-24-00-00.db, 6.1 h old" in result.message
-    assert _points(aws, settings, "BackupAgeSeconds", "Maximum") == {"06:05": 6 * 3600 + 330.0}
+    # The point carries the run's minute and the age at that minute: 06:05 − 6 h 5 min = 00:00.
+    assert _points(aws, settings, "BackupAgeSeconds", "Maximum") == {"06:05": 6 * 3600 + 300.0}
 
 
 def test_no_backup_publishes_no_backup_age_and_says_so(
