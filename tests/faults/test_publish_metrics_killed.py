@@ -1,0 +1,196 @@
+"""publish-metrics killed at every call boundary, its state lost or garbled, its CloudWatch
+restarted empty: after the next normal run CloudWatch holds each analysis exactly once.
+
+Every trial runs `python -m tasks publish-metrics` as its own process against moto's server,
+with its own metrics namespace and ops state, over the same app database of ~700 minutes
+(several PutMetricData calls). The kill comes from the process itself, through botocore's events
+on its CloudWatch client (tests/faults/killing_tasks.py): right before the Nth PutMetricData
+request is sent, or right after its answer arrived and before the task could record it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.conftest import create_app_database
+from tests.faults.figures import record_figure
+from tests.task_processes import BUCKET, ROOT, moto_endpoint, run_tasks_cli, task_env
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(900)]
+NAMESPACE = "DrawingAnalysis"
+KILLER = Path(__file__).with_name("killing_tasks.py")
+MINUTES = 700
+
+
+def fill_analyses(path: Path, now: datetime) -> dict[str, int]:
+    """Two analyses a minute over the last MINUTES minutes (all of them closed): the counts."""
+    create_app_database(path, analyses=0)
+    rng = random.Random(19)
+    first = now.replace(second=0, microsecond=0) - timedelta(minutes=MINUTES + 5)
+    rows = []
+    for minute in range(MINUTES):
+        for second in (7, 41):
+            at = first + timedelta(minutes=minute, seconds=second)
+            rows.append((at.isoformat(), int(rng.random() < 0.2), rng.uniform(20, 400)))
+    conn = sqlite3.connect(path)
+    conn.executemany(
+        "INSERT INTO analyses (created_at, is_anomaly, processing_time_ms) VALUES (?, ?, ?)", rows
+    )
+    conn.commit()
+    conn.close()
+    return {
+        "AnalysisCount": len(rows),
+        "AnomalyCount": sum(r[1] for r in rows),
+        "ProcessingTime": len(rows),
+    }
+
+
+def cloudwatch_totals(endpoint: str, namespace: str, now: datetime) -> dict[str, int]:
+    """Sum of AnalysisCount and AnomalyCount, SampleCount of ProcessingTime, over two days."""
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=endpoint, region_name="us-east-1")
+    totals = {}
+    for metric, stat in (
+        ("AnalysisCount", "Sum"),
+        ("AnomalyCount", "Sum"),
+        ("ProcessingTime", "SampleCount"),
+    ):
+        answer = cloudwatch.get_metric_statistics(
+            Namespace=namespace,
+            MetricName=metric,
+            Dimensions=[{"Name": "Environment", "Value": "local"}],
+            StartTime=now - timedelta(days=2),
+            EndTime=now + timedelta(hours=1),
+            Period=86400,
+            Statistics=[stat],
+        )
+        totals[metric] = round(sum(p[stat] for p in answer["Datapoints"]))
+    return totals
+
+
+def killed_run(env: dict[str, str], when: str, nth: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(KILLER), when, str(nth), "publish-metrics"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def report_of(run: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout)
+
+
+def run_records(state: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(state)
+    try:
+        return conn.execute("SELECT status, message FROM task_runs ORDER BY started_at").fetchall()
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def analyses(tmp_path: Path) -> tuple[dict[str, int], datetime]:
+    now = datetime.now(UTC)
+    return fill_analyses(tmp_path / "data" / "app.db", now), now
+
+
+@contextmanager
+def trial(tmp_path: Path, name: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """A fresh CloudWatch (moto's GetMetricData ignores the namespace when dimensions are
+    given, so trials cannot share one) and the trial's own ops state."""
+    with moto_endpoint(BUCKET) as endpoint:
+        env = task_env(endpoint, tmp_path, OPS_STATE_PATH=str(tmp_path / f"state-{name}.db"))
+        yield endpoint, env
+
+
+def test_a_run_killed_at_every_call_boundary_sends_no_minute_twice(
+    analyses: tuple[dict[str, int], datetime], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    counts, now = analyses
+    with trial(tmp_path, "calibration") as (endpoint, env):
+        calibration = report_of(run_tasks_cli(env, "publish-metrics", "--json"))
+        assert cloudwatch_totals(endpoint, NAMESPACE, now) == counts
+    data_calls = calibration["put_metric_data_calls"]
+    assert data_calls >= 3, calibration  # the boundaries between calls are what is tested
+
+    trials = 0
+    for when in ("before", "after"):
+        for nth in range(1, data_calls + 2):  # every data call, then the runner's own call
+            name = f"{when}-{nth}"
+            with trial(tmp_path, name) as (endpoint, env):
+                killed = killed_run(env, when, nth)
+                assert killed.returncode == -9, (name, killed.returncode, killed.stderr[-2000:])
+
+                follow_up = report_of(run_tasks_cli(env, "publish-metrics", "--json"))
+
+                assert cloudwatch_totals(endpoint, NAMESPACE, now) == counts, name
+            records = run_records(Path(env["OPS_STATE_PATH"]))
+            if nth <= data_calls:  # killed holding the lease: the next run says so, not skipped
+                assert any("died without finishing" in n for n in follow_up["notes"]), name
+                assert [status for status, _ in records] == ["failed", "ok"], (name, records)
+            trials += 1
+    record_figure(
+        request.config,
+        "faults",
+        f"kill -9 of publish-metrics at every call boundary: {trials} kills ({data_calls} data "
+        f"calls + the runner's, before each request and after each answer); AnalysisCount, "
+        f"AnomalyCount and ProcessingTime samples in CloudWatch equal to the database "
+        f"({counts['AnalysisCount']} analyses) after every follow-up run: {trials} of {trials}",
+    )
+
+
+@pytest.mark.parametrize("damage", ["removed", "garbage"])
+def test_state_removed_or_garbled_between_runs_sends_nothing_twice(
+    analyses: tuple[dict[str, int], datetime], tmp_path: Path, damage: str
+) -> None:
+    counts, now = analyses
+    with trial(tmp_path, damage) as (endpoint, env):
+        first = report_of(run_tasks_cli(env, "publish-metrics", "--json"))
+        assert first["analyses"] == counts["AnalysisCount"]
+        state = Path(env["OPS_STATE_PATH"])
+        if damage == "removed":
+            state.unlink()
+        else:
+            state.write_bytes(b"\x00garbage, not a database" * 100)
+
+        again = report_of(run_tasks_cli(env, "publish-metrics", "--json"))
+
+        assert again["analyses"] == 0, again
+        notes = " ".join(again["notes"])
+        assert "newest minute whose AnalysisCount CloudWatch holds" in notes, notes
+        if damage == "garbage":
+            assert "moved aside" in notes, notes
+        assert cloudwatch_totals(endpoint, NAMESPACE, now) == counts
+
+
+def test_a_restarted_endpoint_that_lost_its_data_gets_every_minute_again(
+    analyses: tuple[dict[str, int], datetime], tmp_path: Path
+) -> None:
+    counts, now = analyses
+    with moto_endpoint(BUCKET) as endpoint:
+        env = task_env(endpoint, tmp_path)
+        first = report_of(run_tasks_cli(env, "publish-metrics", "--json"))
+        assert first["analyses"] == counts["AnalysisCount"]
+    with moto_endpoint(BUCKET) as fresh:  # a new, empty CloudWatch; the ops state is kept
+        env = task_env(fresh, tmp_path)
+        again = report_of(run_tasks_cli(env, "publish-metrics", "--json"))
+        assert any("no longer holds minute" in n for n in again["notes"]), again["notes"]
+        assert cloudwatch_totals(fresh, NAMESPACE, now) == counts
+        once_more = report_of(run_tasks_cli(env, "publish-metrics", "--json"))
+        assert once_more["analyses"] == 0
+        assert cloudwatch_totals(fresh, NAMESPACE, now) == counts
