@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import socket
@@ -16,12 +17,14 @@ from botocore.exceptions import ClientError
 from botocore.serialize import create_serializer
 
 from opsd.aws import AwsClients
+from opsd.metric_catalog import METRICS
 from opsd.metrics import MAX_PAYLOAD_BYTES, Datum, MetricsPublisher, PayloadSizer, _split
 from opsd.results import Status, TaskError
-from opsd.runner import TaskContext
+from opsd.runner import TaskContext, execute
 from opsd.settings import Settings
 from tasks.publish_cursor import IN_FLIGHT_KEY
 from tasks.publish_metrics import WATERMARK_KEY, publish_metrics, take_lease
+from tasks.registry import TASKS
 from tests.conftest import create_app_database
 
 NOW = datetime(2026, 11, 24, 6, 5, 30, tzinfo=UTC)
@@ -415,3 +418,34 @@ def test_a_lease_held_elsewhere_blocks_only_until_its_heartbeat_lapses(
     assert held.status is Status.SKIPPED
     assert "run elsewhere (pid 1 on another-task" in held.message
     assert lapsed.status is Status.OK and lapsed.details["analyses"] == 1
+
+
+def test_each_metric_has_the_dimension_set_the_catalog_intends(aws, settings, app_database) -> None:
+    """`aws cloudwatch list-metrics` against the local endpoint repeats the metrics with two
+    dimensions once per point: moto compares each dimension with every other one
+    (moto/cloudwatch/models.py: are_dimensions_same), so Environment+Task never equals itself.
+    Real CloudWatch lists each metric once; what matters is the set, checked here."""
+    add_analyses(app_database, [(datetime.now(UTC) - timedelta(minutes=5), 1, 50.0)])
+    for _ in range(2):
+        ctx = TaskContext(settings=settings, clients=aws, task="publish-metrics")
+        try:
+            execute(TASKS["publish-metrics"], ctx, argparse.Namespace(json=False))
+        finally:
+            ctx.close()
+
+    listed = aws("cloudwatch").list_metrics(Namespace=settings.metrics_namespace)["Metrics"]
+    distinct = {
+        (m["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in m["Dimensions"])))
+        for m in listed
+    }
+    environment = ("Environment", settings.environment)
+    expected = {
+        (name, (environment,))
+        for name in ("AnalysisCount", "AnomalyCount", "ProcessingTime", "DatabaseSizeBytes")
+    } | {
+        (name, (environment, ("Task", "publish-metrics")))
+        for name in ("TaskSucceeded", "TaskFailed", "TaskDurationSeconds")
+    }
+    assert distinct == expected
+    for name, dimensions in distinct:
+        assert tuple(n for n, _ in dimensions) == tuple(sorted(METRICS[name].dimensions))
