@@ -1,6 +1,8 @@
 """`python tests/faults/killing_tasks.py WHEN N TASK [ARGS]`: `python -m tasks TASK`, killed with
 SIGKILL by itself at the Nth PutMetricData call, right before its request is sent
 (WHEN=before) or right after its answer arrived and before the task sees it (WHEN=after).
+WHEN=measure kills nothing and writes, per call, the moments its request went out, its answer
+came back and publish-metrics committed its cursor, as JSON lines to the file named N.
 
 The hooks are botocore's own events on the CloudWatch client, so the task's code is the code
 that runs in production; only the moment of death is chosen.
@@ -8,20 +10,43 @@ that runs in production; only the moment of death is chosen.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 from opsd import aws
 
 
-def _arm(when: str, nth: int) -> None:
+def _measure(path: str) -> None:
+    from tasks import publish_cursor
+
+    move = publish_cursor.PublishState.move
+
+    def timed_move(self: Any, *args: Any, **kwargs: Any) -> None:
+        move(self, *args, **kwargs)
+        _note(path, "committed")
+
+    publish_cursor.PublishState.move = timed_move  # type: ignore[method-assign]
+
+
+def _note(path: str, moment: str) -> None:
+    with open(path, "a") as log:
+        log.write(json.dumps({"moment": moment, "at": time.monotonic()}) + "\n")
+
+
+def _arm(when: str, nth: str) -> None:
     made = aws.make_client
     calls = [0]
+    if when == "measure":
+        _measure(nth)
 
     def die(moment: str) -> None:
-        if moment == when and calls[0] == nth:
+        if when == "measure":
+            _note(nth, moment)
+        elif moment == when and calls[0] == int(nth):
             os.kill(os.getpid(), signal.SIGKILL)
 
     def before_send(**_: Any) -> None:
@@ -43,9 +68,9 @@ def _arm(when: str, nth: int) -> None:
 
 if __name__ == "__main__":
     moment, count, *task = sys.argv[1:]
-    if moment not in ("before", "after") or not task:
-        sys.exit("usage: killing_tasks.py before|after N TASK [ARGS]")
-    _arm(moment, int(count))
+    if moment not in ("before", "after", "measure") or not task:
+        sys.exit("usage: killing_tasks.py before|after N TASK [ARGS] | measure FILE TASK [ARGS]")
+    _arm(moment, count)
     from opsd.runner import main
     from tasks.registry import TASKS
 

@@ -79,15 +79,36 @@ def cloudwatch_totals(endpoint: str, namespace: str, now: datetime) -> dict[str,
     return totals
 
 
-def killed_run(env: dict[str, str], when: str, nth: int) -> subprocess.CompletedProcess[str]:
+def killed_run(
+    env: dict[str, str], when: str, nth: int | str, *args: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(KILLER), when, str(nth), "publish-metrics"],
+        [sys.executable, str(KILLER), when, str(nth), "publish-metrics", *args],
         env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def call_windows(path: Path) -> tuple[list[float], list[float]]:
+    """Per data call, in ms: request sent → answer back, and answer back → cursor committed:
+    the instants at which a kill leaves a call that CloudWatch may hold but the state does not
+    record (settled by reading CloudWatch back)."""
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    in_flight, unrecorded = [], []
+    sent = answered = None
+    for event in events:
+        if event["moment"] == "before":
+            sent, answered = event["at"], None
+        elif event["moment"] == "after" and sent is not None:
+            answered = event["at"]
+        elif event["moment"] == "committed" and answered is not None and sent is not None:
+            in_flight.append(1000 * (answered - sent))
+            unrecorded.append(1000 * (event["at"] - answered))
+            sent = answered = None
+    return in_flight, unrecorded
 
 
 def report_of(run: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -122,11 +143,13 @@ def test_a_run_killed_at_every_call_boundary_sends_no_minute_twice(
     analyses: tuple[dict[str, int], datetime], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     counts, now = analyses
+    times = tmp_path / "call-times.jsonl"
     with trial(tmp_path, "calibration") as (endpoint, env):
-        calibration = report_of(run_tasks_cli(env, "publish-metrics", "--json"))
+        calibration = report_of(killed_run(env, "measure", str(times), "--json"))
         assert cloudwatch_totals(endpoint, NAMESPACE, now) == counts
     data_calls = calibration["put_metric_data_calls"]
     assert data_calls >= 3, calibration  # the boundaries between calls are what is tested
+    in_flight, unrecorded = call_windows(times)
 
     trials = 0
     for when in ("before", "after"):
@@ -144,6 +167,13 @@ def test_a_run_killed_at_every_call_boundary_sends_no_minute_twice(
                 assert any("died without finishing" in n for n in follow_up["notes"]), name
                 assert [status for status, _ in records] == ["failed", "ok"], (name, records)
             trials += 1
+    record_figure(
+        request.config,
+        "faults",
+        f"publish-metrics call windows ({len(in_flight)} data calls, moto on loopback): request "
+        f"in flight {min(in_flight):.0f}–{max(in_flight):.0f} ms, answer to cursor committed "
+        f"{min(unrecorded):.1f}–{max(unrecorded):.1f} ms",
+    )
     record_figure(
         request.config,
         "faults",
