@@ -149,7 +149,6 @@ def test_a_run_killed_at_every_call_boundary_sends_no_minute_twice(
         assert cloudwatch_totals(endpoint, NAMESPACE, now) == counts
     data_calls = calibration["put_metric_data_calls"]
     assert data_calls >= 3, calibration  # the boundaries between calls are what is tested
-    in_flight, unrecorded = call_windows(times)
 
     trials = 0
     for when in ("before", "after"):
@@ -167,6 +166,8 @@ def test_a_run_killed_at_every_call_boundary_sends_no_minute_twice(
                 assert any("died without finishing" in n for n in follow_up["notes"]), name
                 assert [status for status, _ in records] == ["failed", "ok"], (name, records)
             trials += 1
+    in_flight, unrecorded = call_windows(times)
+    assert len(in_flight) == data_calls, in_flight
     record_figure(
         request.config,
         "faults",
