@@ -1,6 +1,7 @@
 """`python tests/faults/killing_tasks.py WHEN N TASK [ARGS]`: `python -m tasks TASK`, killed with
-SIGKILL by itself at the Nth PutMetricData call, right before its request is sent
-(WHEN=before) or right after its answer arrived and before the task sees it (WHEN=after).
+SIGKILL by itself at the Nth PutMetricData call, right before its request is made
+(WHEN=before) or right after its answer arrived and before the task sees it (WHEN=after);
+`before-read` and `after-read` do the same at the Nth GetMetricData call (reading back).
 WHEN=measure kills nothing and writes, per call, the moments its request went out, its answer
 came back and publish-metrics committed its cursor, as JSON lines to the file named N.
 
@@ -37,30 +38,38 @@ def _note(path: str, moment: str) -> None:
         log.write(json.dumps({"moment": moment, "at": time.monotonic()}) + "\n")
 
 
+WHENS = ("before", "after", "before-read", "after-read", "measure")
+
+
 def _arm(when: str, nth: str) -> None:
     made = aws.make_client
-    calls = [0]
+    calls = {"PutMetricData": 0, "GetMetricData": 0}
     if when == "measure":
         _measure(nth)
 
-    def die(moment: str) -> None:
+    def die(moment: str, operation: str) -> None:
         if when == "measure":
-            _note(nth, moment)
-        elif moment == when and calls[0] == int(nth):
+            if operation == "PutMetricData":
+                _note(nth, moment)
+            return
+        suffix = "-read" if operation == "GetMetricData" else ""
+        if when == moment + suffix and calls[operation] == int(nth):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def before_send(**_: Any) -> None:
-        calls[0] += 1
-        die("before")
+    def before_send(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+        die("before", model.name)
 
-    def after_call(**_: Any) -> None:
-        die("after")
+    def after_call(model: Any, **_: Any) -> None:
+        die("after", model.name)
 
     def make_client(settings: Any, service: str, session: Any = None) -> Any:
         client = made(settings, service, session)
         if service == "cloudwatch":
-            client.meta.events.register("before-send.cloudwatch.PutMetricData", before_send)
-            client.meta.events.register("after-call.cloudwatch.PutMetricData", after_call)
+            for operation in calls:
+                events = client.meta.events
+                events.register(f"before-call.cloudwatch.{operation}", before_send)
+                events.register(f"after-call.cloudwatch.{operation}", after_call)
         return client
 
     aws.make_client = make_client  # type: ignore[assignment]
@@ -68,8 +77,8 @@ def _arm(when: str, nth: str) -> None:
 
 if __name__ == "__main__":
     moment, count, *task = sys.argv[1:]
-    if moment not in ("before", "after", "measure") or not task:
-        sys.exit("usage: killing_tasks.py before|after N TASK [ARGS] | measure FILE TASK [ARGS]")
+    if moment not in WHENS or not task:
+        sys.exit("usage: killing_tasks.py before|after[-read] N TASK [ARGS] | measure FILE TASK")
     _arm(moment, count)
     from opsd.runner import main
     from tasks.registry import TASKS

@@ -225,3 +225,33 @@ def test_a_restarted_endpoint_that_lost_its_data_gets_every_minute_again(
         once_more = report_of(run_tasks_cli(env, "publish-metrics", "--json"))
         assert once_more["analyses"] == 0
         assert cloudwatch_totals(fresh, NAMESPACE, now) == counts
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("after", 2), ("before-read", 1)),  # killed again before asking for the witness
+        (("after", 2), ("after-read", 1)),  # ... and after the answer, before acting on it
+        (("before", 2), ("after-read", 1)),  # a call that never left, witness read, killed
+        (("state-removed", 0), ("after-read", 2)),  # killed midway through finding the newest
+    ],
+)
+def test_a_run_killed_while_reading_cloudwatch_back_leaves_it_to_the_next(
+    analyses: tuple[dict[str, int], datetime],
+    tmp_path: Path,
+    first: tuple[str, int],
+    second: tuple[str, int],
+) -> None:
+    counts, now = analyses
+    with trial(tmp_path, "twice") as (endpoint, env):
+        if first[0] == "state-removed":
+            report_of(run_tasks_cli(env, "publish-metrics", "--json"))
+            Path(env["OPS_STATE_PATH"]).unlink()
+        else:
+            assert killed_run(env, *first).returncode == -9
+        assert killed_run(env, *second).returncode == -9
+
+        follow_up = report_of(run_tasks_cli(env, "publish-metrics", "--json"))
+
+        assert cloudwatch_totals(endpoint, NAMESPACE, now) == counts, follow_up["notes"]
+        assert any("died without finishing" in n for n in follow_up["notes"])
