@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from opsd.database import connect
+from opsd.metrics import Datum, MetricsError
+from opsd.results import Status, TaskResult
+from opsd.runner import TaskContext
 from opsd.state import process_alive
 
 LEASE_TTL = timedelta(minutes=2)
@@ -114,6 +117,31 @@ def _load(text: str | None) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def record_dead_run(ctx: TaskContext, holder: LeaseHolder, now: datetime) -> str:
+    """A run that left its lease behind died: give it the run record and TaskFailed it lacks."""
+    message = (
+        f"died without finishing (killed, out of memory or host lost); its lease was left "
+        f"to {holder.expires_at} and taken over by run {ctx.run_id}"
+    )
+    known = ctx.state.conn.execute(
+        "SELECT 1 FROM task_runs WHERE run_id = ?", (holder.run_id,)
+    ).fetchone()
+    if known is None:
+        started = datetime.fromisoformat(holder.started_at) if holder.started_at else now
+        ctx.state.record_run(holder.run_id, started, TaskResult(ctx.task, Status.FAILED, message))
+        try:
+            ctx.metrics.publish(
+                [
+                    Datum("TaskSucceeded", 0, task=ctx.task),
+                    Datum("TaskFailed", 1, task=ctx.task),
+                ]
+            )
+        except MetricsError as exc:
+            ctx.log.warning("dead run's TaskFailed not published", error=str(exc))
+    ctx.log.warning("previous run died", dead_run_id=holder.run_id, lease=holder.expires_at)
+    return f"{holder.describe()} died without finishing: recorded as failed"
 
 
 class Heartbeat:

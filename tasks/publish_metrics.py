@@ -44,7 +44,7 @@ from tasks.publish_cursor import (
     PublishState,
     parse_cursor,
 )
-from tasks.publish_lease import Heartbeat, LeaseHolder, release_lease, take_lease
+from tasks.publish_lease import Heartbeat, record_dead_run, release_lease, take_lease
 
 __all__ = ["WATERMARK_KEY", "publish_metrics", "release_lease", "take_lease"]
 
@@ -91,36 +91,11 @@ def publish_metrics(ctx: TaskContext, now: datetime, as_json: bool = False) -> T
         )
     try:
         if lease.holder is not None:
-            notes.append(_record_dead_run(ctx, lease.holder, now))
+            notes.append(record_dead_run(ctx, lease.holder, now))
         with Heartbeat(state.path, ctx.task, ctx.run_id, now) as heartbeat:
             return _Run(ctx, now, heartbeat, notes).publish(as_json)
     finally:
         release_lease(state.conn, ctx.task, ctx.run_id)
-
-
-def _record_dead_run(ctx: TaskContext, holder: LeaseHolder, now: datetime) -> str:
-    """A run that left its lease behind died: give it the run record and TaskFailed it lacks."""
-    message = (
-        f"died without finishing (killed, out of memory or host lost); its lease was left "
-        f"to {holder.expires_at} and taken over by run {ctx.run_id}"
-    )
-    known = ctx.state.conn.execute(
-        "SELECT 1 FROM task_runs WHERE run_id = ?", (holder.run_id,)
-    ).fetchone()
-    if known is None:
-        started = datetime.fromisoformat(holder.started_at) if holder.started_at else now
-        ctx.state.record_run(holder.run_id, started, TaskResult(ctx.task, Status.FAILED, message))
-        try:
-            ctx.metrics.publish(
-                [
-                    Datum("TaskSucceeded", 0, task=ctx.task),
-                    Datum("TaskFailed", 1, task=ctx.task),
-                ]
-            )
-        except MetricsError as exc:
-            ctx.log.warning("dead run's TaskFailed not published", error=str(exc))
-    ctx.log.warning("previous run died", dead_run_id=holder.run_id, lease=holder.expires_at)
-    return f"{holder.describe()} died without finishing: recorded as failed"
 
 
 class _Run:

@@ -449,3 +449,22 @@ def test_each_metric_has_the_dimension_set_the_catalog_intends(aws, settings, ap
     assert distinct == expected
     for name, dimensions in distinct:
         assert tuple(n for n, _ in dimensions) == tuple(sorted(METRICS[name].dimensions))
+
+
+def test_an_ops_state_that_is_not_a_database_is_moved_aside_and_the_run_says_so(
+    aws, settings, app_database, publish
+) -> None:
+    add_analyses(app_database, [(NOW - timedelta(minutes=30), 1, 5.0)])
+    publish()
+    settings.ops_state_path.write_bytes(b"not a database at all" * 50)
+
+    again = publish()
+
+    assert again.details["analyses"] == 0
+    assert "the ops state was not a database: moved aside to ops-state.db.unreadable-" in (
+        again.message
+    )
+    assert "resumed after 2026-11-24T05:35" in again.message
+    (aside,) = settings.ops_state_path.parent.glob("ops-state.db.unreadable-*")
+    assert aside.read_bytes().startswith(b"not a database")
+    assert _points(aws, settings, "AnalysisCount", "Sum") == {"05:35": 1.0}
