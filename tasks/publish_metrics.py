@@ -244,7 +244,14 @@ class _Run:
         if not due:
             return cursor
         minute, sent_at = due[-1]
-        if samples_in_minute(self._cloudwatch(), self.ctx.settings, "AnalysisCount", minute) > 0:
+        try:
+            held = samples_in_minute(self._cloudwatch(), self.ctx.settings, "AnalysisCount", minute)
+        except (ClientError, BotoCoreError) as exc:
+            # Nothing is at stake in sending on: a later run checks this minute again.
+            problem = describe_aws_error(f"check that CloudWatch still holds {minute}", exc)
+            self.notes.append(problem)
+            return cursor
+        if held > 0:
             self.state.forget_sent_through(sent_at, self.clock())
             return cursor
         self.notes.append(

@@ -468,3 +468,19 @@ def test_an_ops_state_that_is_not_a_database_is_moved_aside_and_the_run_says_so(
     (aside,) = settings.ops_state_path.parent.glob("ops-state.db.unreadable-*")
     assert aside.read_bytes().startswith(b"not a database")
     assert _points(aws, settings, "AnalysisCount", "Sum") == {"05:35": 1.0}
+
+
+def test_an_unreadable_cloudwatch_does_not_stop_publishing_when_the_cursor_is_known(
+    aws, settings, app_database, publish
+) -> None:
+    add_analyses(app_database, [(NOW - timedelta(minutes=30), 1, 5.0)])
+    publish(NOW - timedelta(minutes=10))
+    add_analyses(app_database, [(NOW - timedelta(minutes=3), 0, 5.0)])
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetMetricData")
+
+    with mock.patch.object(aws("cloudwatch"), "get_metric_data", side_effect=denied):
+        later = publish()
+
+    assert later.details["analyses"] == 1
+    assert "check that CloudWatch still holds 2026-11-24T05:35: AccessDenied" in later.message
+    assert _points(aws, settings, "AnalysisCount", "Sum") == {"05:35": 1.0, "06:02": 1.0}
