@@ -106,3 +106,17 @@ def test_the_dashboard_says_no_recent_backup_not_a_day_old_age(
 
     assert "no recent backup: publish-metrics at" in page
     assert "33 s" not in page
+
+
+def test_a_budget_just_under_80_percent_is_not_shown_as_80(
+    make_client, aws: AwsClients, app_settings: AppSettings
+) -> None:
+    admin_client: TestClient = make_client(
+        app_settings.model_copy(update={"operations_panel_cache_seconds": 0})
+    )
+    login(admin_client)
+    put(aws, app_settings, "BudgetActualPercent", 79.9975, datetime.now(UTC) - timedelta(hours=1))
+
+    page = admin_client.get("/dashboard").text
+
+    assert "79.9 %" in page and "80.0 %" not in page
