@@ -30,7 +30,7 @@ def metric_value(value: float | None, unit: str) -> str:
         return size(value)
     if unit == "Percent":
         # Cut, not rounded: 79.9975 % of the budget is not shown as the 80 % it has not reached.
-        return f"{math.floor(value * 10) / 10:.1f} %"
+        return f"{math.floor(value * 10 + 1e-9) / 10:.1f} %"
     if unit == "Milliseconds":
         return f"{value:.0f} ms"
     return f"{value:g}"

@@ -13,7 +13,7 @@ from opsd.aws import AwsClients
 from opsd.results import Status, TaskError
 from opsd.runner import TaskContext
 from opsd.settings import Settings
-from tasks.budget_alerts import days_left
+from tasks.budget_alerts import days_left, percent_text
 from tasks.budget_poll import poll_budget
 from tasks.cost_breakdown import cost_window
 
@@ -337,3 +337,11 @@ def test_alerts_fire_only_when_over_the_limit(
 
     assert json.loads(result.output)["thresholds_crossed"] == crossed
     assert len(_alerts(aws, queue_url)) == len(crossed)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(79.9975, "79.9%"), (100 * 11.6 / 40, "29.0%"), (80.0, "80.0%"), (100.04, "100.0%")],
+)
+def test_percentages_are_cut_to_one_decimal_never_rounded_up(value: float, shown: str) -> None:
+    assert percent_text(value) == shown
