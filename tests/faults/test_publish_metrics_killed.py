@@ -26,6 +26,7 @@ import pytest
 
 from tests.conftest import create_app_database
 from tests.faults.figures import record_figure
+from tests.faults.test_duplicate_delivery import start_together
 from tests.task_processes import BUCKET, ROOT, moto_endpoint, run_tasks_cli, task_env
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -255,3 +256,16 @@ def test_a_run_killed_while_reading_cloudwatch_back_leaves_it_to_the_next(
 
         assert cloudwatch_totals(endpoint, NAMESPACE, now) == counts, follow_up["notes"]
         assert any("died without finishing" in n for n in follow_up["notes"])
+
+
+def test_two_runs_started_together_send_each_minute_once(
+    analyses: tuple[dict[str, int], datetime], tmp_path: Path
+) -> None:
+    counts, now = analyses
+    with trial(tmp_path, "together") as (endpoint, env):
+        runs = start_together(env, "publish-metrics", "--json")
+
+        assert [run.returncode for run in runs] == [0, 0], [run.stderr[-500:] for run in runs]
+        assert cloudwatch_totals(endpoint, NAMESPACE, now) == counts
+        published = [json.loads(run.stdout)["analyses"] for run in runs if run.stdout.strip()]
+        assert sum(published) == counts["AnalysisCount"]
