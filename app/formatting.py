@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from opsd.formatting import human_size as size
@@ -28,7 +29,8 @@ def metric_value(value: float | None, unit: str) -> str:
     if unit == "Bytes":
         return size(value)
     if unit == "Percent":
-        return f"{value:.1f} %"
+        # Cut, not rounded: 79.9975 % of the budget is not shown as the 80 % it has not reached.
+        return f"{math.floor(value * 10 + 1e-9) / 10:.1f} %"
     if unit == "Milliseconds":
         return f"{value:.0f} ms"
     return f"{value:g}"

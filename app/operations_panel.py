@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ class PanelMetric:
 
 PANEL_METRICS: tuple[PanelMetric, ...] = (
     PanelMetric("BackupAgeSeconds", "Newest backup age", "Maximum", timedelta(days=1), "latest"),
+    PanelMetric("DatabaseSizeBytes", "Database size", "Maximum", timedelta(days=1), "latest"),
     PanelMetric("BackupSizeBytes", "Last backup size", "Maximum", timedelta(days=2), "latest"),
     PanelMetric(
         "RestoreDrillSucceeded", "Restore drills passed (7 d)", "Sum", timedelta(days=7), "sum"
@@ -42,7 +43,9 @@ PANEL_METRICS: tuple[PanelMetric, ...] = (
         "LifecycleViolations", "Lifecycle violations", "Maximum", timedelta(days=2), "latest"
     ),
 )
-PERIOD_S = 300
+# One minute: a standard-resolution point's own time, as CloudWatch keeps it.
+PERIOD_S = 60
+MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,14 @@ class PanelValue:
     unit: str
     value: float | None
     at: datetime | None
+    # An age: the moment it counts from, so the page shows it as of the moment it is drawn.
+    since: datetime | None = None
+    note: str | None = None
+
+    def current_value(self, now: datetime | None = None) -> float | None:
+        if self.since is None:
+            return self.value
+        return max(0.0, ((now or datetime.now(UTC)) - self.since).total_seconds())
 
 
 @dataclass
@@ -83,6 +94,10 @@ def read_panel(
 ) -> PanelReading:
     now = now or datetime.now(UTC)
     longest = max(item.window for item in PANEL_METRICS)
+    # Whole minutes, so each point comes back at its own minute (not at a bucket that starts
+    # wherever `now` happened to fall).
+    first = (now - longest).replace(second=0, microsecond=0)
+    last = now.replace(second=0, microsecond=0) + MINUTE
     queries = [
         _query(i, item, settings.metrics_namespace, settings.environment)
         for i, item in enumerate(PANEL_METRICS)
@@ -92,8 +107,8 @@ def read_panel(
         cloudwatch = clients("cloudwatch")
         request: dict[str, Any] = {
             "MetricDataQueries": queries,
-            "StartTime": now - longest,
-            "EndTime": now,
+            "StartTime": first,
+            "EndTime": last,
             "ScanBy": "TimestampDescending",
         }
         while True:
@@ -109,7 +124,7 @@ def read_panel(
         return PanelReading(
             error=describe_aws_error("read metrics from CloudWatch", exc), read_at=now
         )
-    values = []
+    values = {}
     for i, item in enumerate(PANEL_METRICS):
         in_window = [(t, v) for t, v in points[f"m{i}"] if t >= now - item.window]
         in_window.sort(key=lambda pair: pair[0])
@@ -117,8 +132,36 @@ def read_panel(
         if in_window:
             at = in_window[-1][0]
             value = sum(v for _, v in in_window) if item.reduce == "sum" else in_window[-1][1]
-        values.append(PanelValue(item.metric, item.label, spec(item.metric).unit, value, at))
-    return PanelReading(values=values, read_at=now)
+        values[item.metric] = PanelValue(item.metric, item.label, spec(item.metric).unit, value, at)
+    values["BackupAgeSeconds"] = newest_backup_age(values)
+    return PanelReading(values=list(values.values()), read_at=now)
+
+
+def newest_backup_age(values: dict[str, PanelValue]) -> PanelValue:
+    """The newest backup's age, counted from the backup itself.
+
+    publish-metrics sends BackupAgeSeconds and DatabaseSizeBytes together, at its run's minute,
+    the age as of that minute: so the backup was taken at the point's time minus its value. A
+    backup taken since that run published BackupSizeBytes at its own minute. When the newest
+    publish-metrics run sent a database size but no backup age, it found no backup.
+    """
+    age, run, taken = (
+        values["BackupAgeSeconds"],
+        values["DatabaseSizeBytes"],
+        values["BackupSizeBytes"],
+    )
+    listed = None
+    if age.at is not None and age.value is not None:
+        listed = age.at - timedelta(seconds=age.value)
+    if taken.at is not None and (run.at is None or taken.at > run.at):
+        newest = max(taken.at, listed) if listed else taken.at
+        return replace(age, at=taken.at, since=newest)
+    if run.at is not None and (age.at is None or age.at < run.at):
+        note = f"no recent backup: publish-metrics at {run.at:%H:%M} UTC found none to measure"
+        return replace(age, value=None, at=run.at, note=note)
+    if listed is None:
+        return age
+    return replace(age, since=listed)
 
 
 class OperationsPanel:

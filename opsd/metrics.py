@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,8 @@ class Datum:
     counts: Sequence[float] = ()
     timestamp: datetime | None = None
     task: str | None = None
+    # The publisher's caller's own note on the datum (never sent): handed back per call.
+    ref: Any = field(default=None, compare=False, repr=False)
 
 
 def _distinct(datum: Datum) -> tuple[list[float], list[float]]:
@@ -49,7 +51,8 @@ def _distinct(datum: Datum) -> tuple[list[float], list[float]]:
     return list(merged), list(merged.values())
 
 
-def _split(datum: Datum) -> Iterator[Datum]:
+def split_datum(datum: Datum) -> Iterator[Datum]:
+    """The datum as items PutMetricData takes: at most 150 distinct values each."""
     if len(datum.values) <= MAX_VALUES_PER_ITEM and len(set(datum.values)) == len(datum.values):
         yield datum
         return
@@ -57,8 +60,17 @@ def _split(datum: Datum) -> Iterator[Datum]:
     for start in range(0, len(values), MAX_VALUES_PER_ITEM):
         stop = start + MAX_VALUES_PER_ITEM
         yield Datum(
-            datum.name, None, values[start:stop], counts[start:stop], datum.timestamp, datum.task
+            datum.name,
+            None,
+            values[start:stop],
+            counts[start:stop],
+            datum.timestamp,
+            datum.task,
+            datum.ref,
         )
+
+
+_split = split_datum
 
 
 def to_metric_data(datum: Datum, environment: str) -> dict[str, Any]:
@@ -135,16 +147,22 @@ def batches(
     items: Iterable[dict[str, Any]], sizer: PayloadSizer | None = None
 ) -> Iterator[list[dict[str, Any]]]:
     """Items in order, packed into the fewest calls the item and payload limits allow."""
-    sizer = sizer or PayloadSizer()
+    for batch in _packed(((None, item) for item in items), sizer or PayloadSizer()):
+        yield [item for _, item in batch]
+
+
+def _packed(
+    pairs: Iterable[tuple[Any, dict[str, Any]]], sizer: PayloadSizer
+) -> Iterator[list[tuple[Any, dict[str, Any]]]]:
     room = MAX_PAYLOAD_BYTES - sizer.base
-    batch: list[dict[str, Any]] = []
+    batch: list[tuple[Any, dict[str, Any]]] = []
     size = 0
-    for item in items:
-        item_size = sizer(item)
+    for pair in pairs:
+        item_size = sizer(pair[1])
         if batch and (len(batch) >= MAX_ITEMS_PER_CALL or size + item_size > room):
             yield batch
             batch, size = [], 0
-        batch.append(item)
+        batch.append(pair)
         size += item_size
     if batch:
         yield batch
@@ -175,30 +193,36 @@ class MetricsPublisher:
     def enabled(self) -> bool:
         return self._settings.enable_metrics
 
-    def publish(self, data: Iterable[Datum], after_call: Callable[[], None] | None = None) -> int:
+    def publish(
+        self,
+        data: Iterable[Datum],
+        before_call: Callable[[list[Datum]], None] | None = None,
+        after_call: Callable[[list[Datum]], None] | None = None,
+    ) -> int:
         """Send every datum; returns the number of PutMetricData calls made.
 
-        `data` is consumed lazily, one datum past the last one sent when a call is made, so a
-        caller streaming its data can tell from `after_call` how far it has been published.
+        `data` is consumed lazily. `before_call` and `after_call` get the items (split data)
+        of each call, right before it is sent and right after it succeeded.
         """
         if not self.enabled:
             return 0
-        items = (
-            to_metric_data(part, self._settings.environment)
-            for datum in data
-            for part in _split(datum)
-        )
+        parts = (part for datum in data for part in split_datum(datum))
+        environment = self._settings.environment
         calls = 0
-        for batch in batches(items, self.sizer):
+        for batch in _packed(((p, to_metric_data(p, environment)) for p in parts), self.sizer):
+            sent = [part for part, _ in batch]
+            if before_call is not None:
+                before_call(sent)
             try:
                 self._cloudwatch.put_metric_data(
-                    Namespace=self._settings.metrics_namespace, MetricData=batch
+                    Namespace=self._settings.metrics_namespace,
+                    MetricData=[item for _, item in batch],
                 )
             except Exception as exc:
                 raise MetricsError(describe_aws_error("put metric data", exc)) from exc
             calls += 1
             if after_call is not None:
-                after_call()
+                after_call(sent)
         return calls
 
 

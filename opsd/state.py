@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsd.database import DatabaseError, connect
+from opsd.database import SQLITE_HEADER, DatabaseError, connect
 from opsd.results import TaskResult
 from opsd.settings import ConfigError
 
@@ -29,15 +29,26 @@ class StateError(ConfigError):
 class OpsState:
     def __init__(self, path: str | Path, busy_timeout_ms: int = 30_000) -> None:
         self.path = Path(path)
+        # Set when the file was not a database and was moved aside: the tasks say so.
+        self.set_aside: Path | None = None
         try:
-            self.conn = connect(self.path, busy_timeout_ms=busy_timeout_ms, check_same_thread=False)
+            self._open(busy_timeout_ms)
         except (DatabaseError, sqlite3.Error, OSError) as exc:
-            raise StateError(_state_problem(self.path, exc)) from None
+            if not _not_a_database(self.path):
+                raise StateError(_state_problem(self.path, exc)) from None
+            self.set_aside = self.path.with_name(
+                f"{self.path.name}.unreadable-{utcnow():%Y%m%dT%H%M%S}"
+            )
+            self.path.rename(self.set_aside)
+            self._open(busy_timeout_ms)
+
+    def _open(self, busy_timeout_ms: int) -> None:
+        self.conn = connect(self.path, busy_timeout_ms=busy_timeout_ms, check_same_thread=False)
         try:
             self._ensure_schema()
-        except sqlite3.Error as exc:
+        except sqlite3.Error:
             self.conn.close()
-            raise StateError(_state_problem(self.path, exc)) from None
+            raise
 
     def _ensure_schema(self) -> None:
         self.conn.executescript(
@@ -109,6 +120,16 @@ def _state_problem(path: Path, exc: Exception) -> str:
     else:
         reason = str(exc).removeprefix(f"{path}: ")
     return f"OPS_STATE_PATH {path}: cannot open the ops state database: {reason}"
+
+
+def _not_a_database(path: Path) -> bool:
+    """The file is there but is no SQLite database (garbage, or a damaged header)."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError:
+        return False
+    return bool(header) and header != SQLITE_HEADER
 
 
 def process_alive(info: dict[str, Any] | None) -> bool:

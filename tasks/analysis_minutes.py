@@ -98,3 +98,12 @@ def minutes_between(conn: sqlite3.Connection, start: str, end: str) -> Iterator[
         high = min(low + SLICE, stop)
         yield from read_minutes(conn, minute_text(low), minute_text(high))
         low = high
+
+
+def first_minute_with_analyses(conn: sqlite3.Connection, start: str, end: str) -> str | None:
+    """The oldest minute in [start, end) that has an analysis, or None."""
+    row = conn.execute(
+        "SELECT min(created_at) FROM analyses WHERE created_at >= ? AND created_at < ?",
+        (start, end),
+    ).fetchone()
+    return None if row is None or row[0] is None else str(row[0])[:16]

@@ -8,6 +8,7 @@ claiming and publishing) is taken over after `STALE_CLAIM`.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -23,18 +24,29 @@ class Threshold:
     percent: float
 
     def crossed(self, actual_pct: float, forecast_pct: float | None) -> bool:
+        """Strictly over, as the budget's own notifications (GREATER_THAN) decide it, on the
+        same unrounded percentage that is published as the metric."""
         value = actual_pct if self.measure == "actual" else forecast_pct
-        return value is not None and value >= self.percent
+        return value is not None and value > self.percent
 
     def describe(self) -> str:
-        return f"{self.measure} spend reached {self.percent:g}% of the limit"
+        return f"{self.measure} spend went over {self.percent:g}% of the limit"
 
 
+# No "actual 80 %": the default deployment's fixed cost is ~94 % of its $40 budget, so that
+# alert would fire every month and teach people to ignore it (docs/COSTS.md). The forecast is
+# the early warning; the actual line is the budget itself.
 THRESHOLDS = (
-    Threshold("actual-80", "actual", 80.0),
     Threshold("actual-100", "actual", 100.0),
     Threshold("forecast-100", "forecast", 100.0),
 )
+
+
+def percent_text(value: float) -> str:
+    """A percentage cut (not rounded) to one decimal: 79.9975 shows as 79.9 %, never as the 80
+    it has not reached."""
+    # (the 1e-9 absorbs float noise: 100 * 11.6 / 40 is 28.999999999999996, shown as 29.0 %)
+    return f"{math.floor(value * 10 + 1e-9) / 10:.1f}%"
 
 
 @dataclass(frozen=True)
@@ -137,16 +149,19 @@ def compose(
 ) -> tuple[str, str]:
     """(subject, body) of the alert; the subject stays under SNS's 100 characters."""
     value = spend.actual_pct if threshold.measure == "actual" else spend.forecast_pct
+    shown = percent_text(value or 0.0)
     subject = (
-        f"Budget {spend.budget}: {threshold.measure} spend {value:.0f}% of {_money(spend.limit)}"
+        f"Budget {spend.budget}: {threshold.measure} spend {shown} of {_money(spend.limit)}"
     )[:100]
     lines = [
         f"Budget {spend.budget} ({spend.environment}), period {period}.",
         f"Threshold crossed: {threshold.describe()}.",
-        f"Actual spend: {_money(spend.actual)} ({spend.actual_pct:.1f}% of {_money(spend.limit)}).",
+        f"Actual spend: {_money(spend.actual)} ({percent_text(spend.actual_pct)} of "
+        f"{_money(spend.limit)}).",
     ]
     if spend.forecast is not None:
-        lines.append(f"Forecast spend: {_money(spend.forecast)} ({spend.forecast_pct:.1f}%).")
+        shown = percent_text(spend.forecast_pct or 0.0)
+        lines.append(f"Forecast spend: {_money(spend.forecast)} ({shown}).")
     left = days_left(today)
     lines.append(f"Days left in the period: {left} (including today, {today.isoformat()}).")
     if services:

@@ -18,9 +18,9 @@ from tasks import budget_alerts as alerts
 from tasks.cost_breakdown import daily_breakdown
 
 DESCRIPTION = (
-    "Read the monthly budget (BUDGET_NAME): actual and forecast spend as a percentage of "
-    "BUDGET_LIMIT_USD, the cost per service once a day, and one SNS alert per threshold "
-    "(actual 80 %, actual 100 %, forecast 100 %) per month. Exit 3 while over a threshold."
+    "Read the monthly budget (BUDGET_NAME): actual and forecast spend as a percentage of the "
+    "budget's own limit, the cost per service once a day, and one SNS alert per threshold "
+    "(actual over 100 %, forecast over 100 %) per month. Exit 3 while over a threshold."
 )
 
 
@@ -44,18 +44,24 @@ def read_spend(ctx: TaskContext) -> alerts.Spend:
     calculated = budget.get("CalculatedSpend", {})
     if "ActualSpend" not in calculated:
         raise TaskError(f"read budget {settings.budget_name}: no actual spend reported yet")
-    declared = float(budget.get("BudgetLimit", {}).get("Amount", settings.budget_limit_usd))
-    if abs(declared - settings.budget_limit_usd) > 0.005:
-        ctx.log.warning(
+    declared = budget.get("BudgetLimit", {}).get("Amount")
+    limit = float(declared) if declared is not None else settings.budget_limit_usd
+    if limit <= 0:
+        raise TaskError(f"read budget {settings.budget_name}: its limit is {declared!r}")
+    if declared is None:
+        ctx.log.warning("budget has no limit: using BUDGET_LIMIT_USD", limit=limit)
+    elif abs(limit - settings.budget_limit_usd) > 0.005:
+        # The budget's own limit is what its notifications use; so do the figures here.
+        ctx.log.info(
             "budget limit differs from BUDGET_LIMIT_USD",
-            budget_limit=declared,
+            budget_limit=limit,
             configured=settings.budget_limit_usd,
         )
     forecast = calculated.get("ForecastedSpend", {}).get("Amount")
     return alerts.Spend(
         budget=settings.budget_name,
         environment=settings.environment,
-        limit=settings.budget_limit_usd,
+        limit=limit,
         actual=float(calculated["ActualSpend"]["Amount"]),
         forecast=None if forecast is None else float(forecast),
     )
@@ -63,9 +69,10 @@ def read_spend(ctx: TaskContext) -> alerts.Spend:
 
 def poll_budget(ctx: TaskContext, now: datetime, as_json: bool = False) -> TaskResult:
     spend = read_spend(ctx)
-    data = [Datum("BudgetActualPercent", round(spend.actual_pct, 2), timestamp=now)]
+    # The same unrounded values decide the thresholds below.
+    data = [Datum("BudgetActualPercent", spend.actual_pct, timestamp=now)]
     if spend.forecast_pct is not None:
-        data.append(Datum("BudgetForecastPercent", round(spend.forecast_pct, 2), timestamp=now))
+        data.append(Datum("BudgetForecastPercent", spend.forecast_pct, timestamp=now))
     try:
         ctx.metrics.publish(data)
     except MetricsError as exc:
@@ -83,8 +90,8 @@ def poll_budget(ctx: TaskContext, now: datetime, as_json: bool = False) -> TaskR
         "limit_usd": spend.limit,
         "actual_usd": spend.actual,
         "forecast_usd": spend.forecast,
-        "actual_percent": round(spend.actual_pct, 2),
-        "forecast_percent": None if spend.forecast_pct is None else round(spend.forecast_pct, 2),
+        "actual_percent": spend.actual_pct,
+        "forecast_percent": spend.forecast_pct,
         "days_left": alerts.days_left(now.date()),
         "services": breakdown.services[:5],
         "services_note": breakdown.note,
@@ -96,9 +103,11 @@ def poll_budget(ctx: TaskContext, now: datetime, as_json: bool = False) -> TaskR
     if failures:
         raise TaskError(f"send budget alert {', '.join(failures)}: {outcomes[failures[0]]}")
     forecast = (
-        "no forecast" if spend.forecast_pct is None else f"forecast {spend.forecast_pct:.0f}%"
+        "no forecast"
+        if spend.forecast_pct is None
+        else f"forecast {alerts.percent_text(spend.forecast_pct)}"
     )
-    message = f"actual {spend.actual_pct:.0f}%, {forecast} of ${spend.limit:,.2f}"
+    message = f"actual {alerts.percent_text(spend.actual_pct)}, {forecast} of ${spend.limit:,.2f}"
     if crossed:
         message += "; over " + ", ".join(f"{k} ({v})" for k, v in outcomes.items())
     status = Status.VIOLATION if crossed else Status.OK
@@ -147,11 +156,12 @@ def _text(report: dict[str, Any]) -> str:
     forecast = (
         "no forecast yet"
         if report["forecast_usd"] is None
-        else f"${report['forecast_usd']:,.2f} ({report['forecast_percent']:.1f}%)"
+        else f"${report['forecast_usd']:,.2f} ({alerts.percent_text(report['forecast_percent'])})"
     )
+    actual = alerts.percent_text(report["actual_percent"])
     lines = [
         f"budget {report['budget']}, period {report['period']}, limit ${report['limit_usd']:,.2f}",
-        f"  actual   ${report['actual_usd']:,.2f} ({report['actual_percent']:.1f}%)",
+        f"  actual   ${report['actual_usd']:,.2f} ({actual})",
         f"  forecast {forecast}",
         f"  days left {report['days_left']} (including today)",
         f"top services ({report['services_note']}):",

@@ -1,8 +1,10 @@
 """publish-metrics: app metrics from the database and the backup age, to CloudWatch.
 
-Each run publishes the minutes that are over since the watermark (the first minute not yet
-published, in the ops state), then moves the watermark. A lease in the ops state keeps two
-runs started together from publishing the same minutes. See docs/METRICS.md.
+Each run publishes the minutes that are over since its cursor (the first item not yet sent,
+in the ops state) and moves the cursor with each PutMetricData call that succeeds. Where the
+state cannot say what CloudWatch holds (a call cut short by a kill, the state missing or
+unreadable, a CloudWatch that lost data) the run asks CloudWatch itself before sending again.
+A lease keeps two runs from publishing the same minutes. See docs/METRICS.md.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,22 +22,42 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from opsd.aws import describe_aws_error
 from opsd.database import DatabaseError, connect
-from opsd.metrics import Datum, MetricsError
+from opsd.metrics import Datum, MetricsError, split_datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from opsd.state import utcnow
-from tasks.analysis_minutes import last_closed_minute_end, minute_text, minutes_between
+from tasks.analysis_minutes import (
+    MinuteTotals,
+    first_minute_with_analyses,
+    last_closed_minute_end,
+    minute_text,
+    minutes_between,
+    parse_minute,
+)
 from tasks.backup_age import newest_backup
+from tasks.cloudwatch_readback import newest_published_minute, samples_in_minute
+from tasks.publish_cursor import (
+    WATERMARK_KEY,
+    Cursor,
+    InFlight,
+    Position,
+    PublishState,
+    parse_cursor,
+)
+from tasks.publish_lease import Heartbeat, record_dead_run, release_lease, take_lease
+
+__all__ = ["WATERMARK_KEY", "publish_metrics", "release_lease", "take_lease"]
 
 DESCRIPTION = (
     "Publish AnalysisCount, AnomalyCount and ProcessingTime per minute since the last run, "
     "DatabaseSizeBytes and BackupAgeSeconds to CloudWatch, reading the app database read-only."
 )
 
-WATERMARK_KEY = "publish-metrics.watermark"
-LEASE = timedelta(minutes=10)
 # CloudWatch refuses data points older than two weeks; keep a margin for the run itself.
 LOOKBACK = timedelta(days=14) - timedelta(minutes=30)
+# How long AWS may take to show a fresh data point to GetMetricData; the embedded local
+# endpoint shows it at once.
+VISIBILITY_GRACE = timedelta(minutes=10)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,114 +68,302 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     return publish_metrics(ctx, utcnow(), as_json=bool(args.json))
 
 
-def _ensure_lease_table(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS task_leases ("
-        "task TEXT PRIMARY KEY, run_id TEXT NOT NULL, expires_at TEXT NOT NULL)"
-    )
-
-
-def take_lease(conn: sqlite3.Connection, task: str, run_id: str, now: datetime) -> bool:
-    _ensure_lease_table(conn)
-    expires = (now + LEASE).isoformat()
-    taken = conn.execute(
-        "INSERT INTO task_leases (task, run_id, expires_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (task) DO UPDATE SET run_id = excluded.run_id, "
-        "expires_at = excluded.expires_at WHERE task_leases.expires_at < ?",
-        (task, run_id, expires, now.isoformat()),
-    )
-    return taken.rowcount == 1
-
-
-def release_lease(conn: sqlite3.Connection, task: str, run_id: str) -> None:
-    conn.execute("DELETE FROM task_leases WHERE task = ? AND run_id = ?", (task, run_id))
+class _Wait(Exception):
+    """Not yet decidable whether a killed run's last call reached CloudWatch."""
 
 
 def publish_metrics(ctx: TaskContext, now: datetime, as_json: bool = False) -> TaskResult:
     if not ctx.metrics.enabled:
         return TaskResult(ctx.task, Status.SKIPPED, "ENABLE_METRICS is false: nothing published")
     state = ctx.state
-    if not take_lease(state.conn, ctx.task, ctx.run_id, now):
-        return TaskResult(ctx.task, Status.SKIPPED, "another run is publishing: nothing to do")
+    notes: list[str] = []
+    if state.set_aside is not None:
+        notes.append(f"the ops state was not a database: moved aside to {state.set_aside.name}")
+    lease = take_lease(state.conn, ctx.task, ctx.run_id, now)
+    if not lease.taken:
+        holder = lease.holder
+        assert holder is not None
+        return TaskResult(
+            ctx.task,
+            Status.SKIPPED,
+            f"{holder.describe()} is publishing (its lease runs to {holder.expires_at}): "
+            "nothing to do",
+        )
     try:
-        return _publish(ctx, now, as_json)
+        if lease.holder is not None:
+            notes.append(record_dead_run(ctx, lease.holder, now))
+        with Heartbeat(state.path, ctx.task, ctx.run_id, now) as heartbeat:
+            return _Run(ctx, now, heartbeat, notes).publish(as_json)
     finally:
         release_lease(state.conn, ctx.task, ctx.run_id)
 
 
-def _publish(ctx: TaskContext, now: datetime, as_json: bool) -> TaskResult:
-    settings = ctx.settings
-    end = last_closed_minute_end(now)
-    oldest = minute_text(now - LOOKBACK)
-    watermark = ctx.state.get(WATERMARK_KEY)
-    start = max(watermark or oldest, oldest)
-    skipped_old = watermark is not None and watermark < oldest
-    totals = {"minutes": 0, "analyses": 0, "anomalies": 0}
-    # The minute of the newest datum handed to the publisher: when a call has gone out, every
-    # minute before it is published (the publisher reads one datum past what it sends).
-    reached = [start]
+class _Run:
+    def __init__(
+        self, ctx: TaskContext, now: datetime, heartbeat: Heartbeat, notes: list[str]
+    ) -> None:
+        self.ctx = ctx
+        self.now = now
+        self.began = time.monotonic()
+        self.heartbeat = heartbeat
+        self.notes = notes
+        self.state = PublishState(ctx.state.conn)
+        self.end = last_closed_minute_end(now)
+        self.floor = minute_text(now - LOOKBACK)
+        self.grace = timedelta(0) if ctx.settings.is_local else VISIBILITY_GRACE
+        self.cursor = Cursor(self.end)
+        self.totals = {"minutes": 0, "analyses": 0, "anomalies": 0}
 
-    def stream(conn: sqlite3.Connection) -> Iterator[Datum]:
-        for minute in minutes_between(conn, start, end) if start < end else ():
-            ctx.check_stop()
-            totals["minutes"] += 1
-            totals["analyses"] += minute.analyses
-            totals["anomalies"] += minute.anomalies
-            for datum in minute.data():
-                reached[0] = minute.minute
-                yield datum
-        reached[0] = max(end, start)
+    def clock(self) -> datetime:
+        """The run's `now`, moved on by the time the run has taken."""
+        return self.now + timedelta(seconds=time.monotonic() - self.began)
+
+    def publish(self, as_json: bool) -> TaskResult:
+        ctx, settings = self.ctx, self.ctx.settings
+        try:
+            conn = connect(settings.database_path, readonly=True, busy_timeout_ms=10_000)
+        except DatabaseError as exc:
+            raise TaskError(f"read app database: {exc}") from None
+        try:
+            try:
+                start = self._starting_cursor(conn)
+            except _Wait as wait:
+                return TaskResult(ctx.task, Status.SKIPPED, str(wait))
+            except (ClientError, BotoCoreError) as exc:
+                raise TaskError(
+                    describe_aws_error("read back what CloudWatch holds", exc)
+                    + ": nothing published (the next run asks again)"
+                ) from None
+            self.cursor = start
+            gauges, backup_note, backup_problem = _gauges(ctx, self.now)
+            calls = ctx.metrics.publish(
+                self._stream(conn, start, gauges),
+                before_call=self._before_call,
+                after_call=self._after_call,
+            )
+        except MetricsError as exc:
+            if isinstance(exc.__cause__, ClientError):
+                # CloudWatch answered with an error: it did not take the call.
+                self.state.move(self.cursor, self.clock())
+            raise TaskError(str(exc)) from None
+        except sqlite3.DatabaseError as exc:
+            raise TaskError(f"read analyses from {settings.database_path}: {exc}") from None
+        except ValueError as exc:
+            raise TaskError(f"read analyses: created_at is not ISO 8601 UTC text ({exc})") from None
+        finally:
+            conn.close()
+        if self.cursor < Cursor(self.end):
+            self.state.move(Cursor(self.end), self.clock())
+        return self._result(start, calls, backup_note, backup_problem, as_json)
+
+    # Where to start -------------------------------------------------------------------------
+
+    def _starting_cursor(self, conn: sqlite3.Connection) -> Cursor:
+        cursor = parse_cursor(self.state.raw_cursor())
+        raw = self.state.raw_cursor()
+        if raw is not None and cursor is None:
+            self.notes.append(f"the stored watermark {str(raw)[:40]!r} is unreadable")
+        in_flight, had_in_flight = self.state.in_flight()
+        if had_in_flight and (in_flight is None or cursor != in_flight.start):
+            self.notes.append("the record of the last call in flight is unreadable")
+            cursor = None
+        elif in_flight is not None:
+            cursor = self._settle_in_flight(in_flight)
+        if cursor is None:
+            cursor = self._recover(conn)
+        else:
+            cursor = self._check_cloudwatch_still_holds(conn, cursor)
+        if cursor.minute < self.floor:
+            self.notes.append(f"minutes before {self.floor} skipped (CloudWatch keeps two weeks)")
+            cursor = Cursor(self.floor)
+            self.state.move(cursor, self.clock())
+        return cursor
+
+    def _cloudwatch(self) -> Any:
+        return self.ctx.clients("cloudwatch")
+
+    def _settle_in_flight(self, record: InFlight) -> Cursor:
+        """A run died after writing what its call carried and before recording it as sent."""
+        witness = record.witness
+        seen = samples_in_minute(
+            self._cloudwatch(), self.ctx.settings, witness.metric, witness.minute
+        )
+        if seen >= witness.samples:
+            self.notes.append(
+                f"run {record.run_id} died after its call for [{record.start}, {record.through}) "
+                "reached CloudWatch: not sent again"
+            )
+            self.state.move(record.through, self.clock(), sent_minute=witness.minute)
+            return record.through
+        sent_at = datetime.fromisoformat(record.sent_at)
+        if self.grace and self.clock() - sent_at < self.grace:
+            raise _Wait(
+                f"run {record.run_id} died sending [{record.start}, {record.through}) at "
+                f"{record.sent_at}; CloudWatch does not show it yet: deciding after "
+                f"{(sent_at + self.grace).isoformat(timespec='seconds')} (nothing sent)"
+            )
+        self.notes.append(
+            f"run {record.run_id} died before its call for [{record.start}, {record.through}) "
+            "reached CloudWatch: sending it again"
+        )
+        self.state.move(record.start, self.clock())
+        return record.start
+
+    def _resume_after_newest(self, conn: sqlite3.Connection, before: datetime) -> Cursor:
+        newest = newest_published_minute(
+            self._cloudwatch(), self.ctx.settings, self.now - LOOKBACK, before
+        )
+        if newest is not None:
+            resume = minute_text(parse_minute(newest) + timedelta(minutes=1))
+            self.notes.append(
+                f"resumed after {newest}, the newest minute whose AnalysisCount CloudWatch holds"
+            )
+            return Cursor(resume)
+        first = first_minute_with_analyses(conn, self.floor, self.end)
+        self.notes.append(
+            "CloudWatch holds no AnalysisCount of the last two weeks: "
+            + (f"publishing the database's minutes from {first}" if first else "no analyses yet")
+        )
+        return Cursor(first or self.end)
+
+    def _recover(self, conn: sqlite3.Connection) -> Cursor:
+        """No usable watermark: CloudWatch itself says how far it has been sent."""
+        if not any("unreadable" in note for note in self.notes):
+            self.notes.append("no watermark in the ops state (a first run, or the state was lost)")
+        cursor = self._resume_after_newest(conn, self.now)
+        self.state.move(cursor, self.clock(), clear_sent=True)
+        return cursor
+
+    def _check_cloudwatch_still_holds(self, conn: sqlite3.Connection, cursor: Cursor) -> Cursor:
+        """The newest minute sent long enough ago to be visible must still be in CloudWatch."""
+        due = [
+            (m, at)
+            for m, at in self.state.sent()
+            if self.clock() - datetime.fromisoformat(at) >= self.grace
+        ]
+        if not due:
+            return cursor
+        minute, sent_at = due[-1]
+        try:
+            held = samples_in_minute(self._cloudwatch(), self.ctx.settings, "AnalysisCount", minute)
+        except (ClientError, BotoCoreError) as exc:
+            # Nothing is at stake in sending on: a later run checks this minute again.
+            problem = describe_aws_error(f"check that CloudWatch still holds {minute}", exc)
+            self.notes.append(problem)
+            return cursor
+        if held > 0:
+            self.state.forget_sent_through(sent_at, self.clock())
+            return cursor
+        self.notes.append(
+            f"CloudWatch no longer holds minute {minute}, sent {sent_at} (an endpoint that "
+            "lost its data?)"
+        )
+        rewound = self._resume_after_newest(conn, parse_minute(cursor.minute))
+        rewound = min(rewound, cursor)
+        self.state.move(rewound, self.clock(), clear_sent=True)
+        return rewound
+
+    # What to send ---------------------------------------------------------------------------
+
+    def _stream(
+        self, conn: sqlite3.Connection, start: Cursor, gauges: list[Datum]
+    ) -> Iterator[Datum]:
+        if start.minute < self.end:
+            for minute in minutes_between(conn, start.minute, self.end):
+                self.ctx.check_stop()
+                skip = start.item if minute.minute == start.minute else 0
+                parts = _positioned(minute, skip)
+                if skip == 0:
+                    self.totals["minutes"] += 1
+                    self.totals["analyses"] += minute.analyses
+                    self.totals["anomalies"] += minute.anomalies
+                yield from parts
         yield from gauges
 
-    def published_so_far() -> None:
-        if reached[0] > start:
-            ctx.state.set(WATERMARK_KEY, reached[0])
+    def _before_call(self, parts: list[Datum]) -> None:
+        if self.heartbeat.lost:
+            raise TaskError(f"stopped before a PutMetricData call: {self.heartbeat.lost}")
+        positions = [p.ref for p in parts if isinstance(p.ref, Position)]
+        if positions:
+            record = InFlight(
+                self.ctx.run_id,
+                self.cursor,
+                positions[-1].after(),
+                positions[0],
+                self.clock().isoformat(),
+            )
+            self.state.mark_in_flight(record, self.clock())
 
-    try:
-        conn = connect(settings.database_path, readonly=True, busy_timeout_ms=10_000)
-    except DatabaseError as exc:
-        raise TaskError(f"read app database: {exc}") from None
-    try:
-        gauges, backup_note, backup_problem = _gauges(ctx, now)
-        calls = ctx.metrics.publish(stream(conn), after_call=published_so_far)
-    except MetricsError as exc:
-        raise TaskError(str(exc)) from None
-    except sqlite3.DatabaseError as exc:
-        raise TaskError(f"read analyses from {settings.database_path}: {exc}") from None
-    except ValueError as exc:
-        raise TaskError(f"read analyses: created_at is not ISO 8601 UTC text ({exc})") from None
-    finally:
-        conn.close()
-    if start < end:
-        # A run that dies before this line publishes its last minutes again (docs/METRICS.md).
-        ctx.state.set(WATERMARK_KEY, end)
-    report: dict[str, Any] = {
-        "from_minute": start,
-        "to_minute_exclusive": end,
-        **totals,
-        "backup": backup_note,
-        "put_metric_data_calls": calls,
-        "skipped_older_than_two_weeks": skipped_old,
-    }
-    message = (
-        f"{totals['analyses']} analyses in {totals['minutes']} minutes "
-        f"[{start}, {end}) in {calls} PutMetricData calls; {backup_note}"
-    )
-    if skipped_old:
-        message += f"; minutes before {oldest} skipped (CloudWatch keeps two weeks)"
-    output = json.dumps(report, indent=2) if as_json else message
-    status = Status.FAILED if backup_problem else Status.OK
-    return TaskResult(ctx.task, status, message, {"calls": calls, **totals}, output=output)
+    def _after_call(self, parts: list[Datum]) -> None:
+        positions = [p.ref for p in parts if isinstance(p.ref, Position)]
+        if not positions:
+            return
+        counted = [p.minute for p in positions if p.metric == "AnalysisCount"]
+        self.cursor = positions[-1].after()
+        self.state.move(self.cursor, self.clock(), sent_minute=counted[-1] if counted else None)
+
+    # What to say ----------------------------------------------------------------------------
+
+    def _result(
+        self,
+        start: Cursor,
+        calls: int,
+        backup_note: str,
+        backup_problem: str | None,
+        as_json: bool,
+    ) -> TaskResult:
+        totals, end = self.totals, self.end
+        report: dict[str, Any] = {
+            "from_minute": start.minute,
+            "to_minute_exclusive": end,
+            **totals,
+            "backup": backup_note,
+            "put_metric_data_calls": calls,
+            "notes": self.notes,
+            "skipped_older_than_two_weeks": any(
+                "CloudWatch keeps two weeks" in n for n in self.notes
+            ),
+        }
+        window = f"[{start}, {end})" if start.minute < end else f"none (up to {end} already sent)"
+        message = (
+            f"{totals['analyses']} analyses in {totals['minutes']} minutes {window} in "
+            f"{calls} PutMetricData calls; {backup_note}"
+        )
+        if self.notes:
+            message += "; " + "; ".join(self.notes)
+        output = json.dumps(report, indent=2) if as_json else message
+        status = Status.FAILED if backup_problem else Status.OK
+        details = {"calls": calls, **totals, "notes": len(self.notes)}
+        return TaskResult(self.ctx.task, status, message, details, output=output)
+
+
+def _positioned(minute: MinuteTotals, skip: int) -> list[Datum]:
+    """The minute's items from index `skip` on, each carrying its Position."""
+    parts = [part for datum in minute.data() for part in split_datum(datum)]
+    samples: dict[str, float] = {}
+    positioned = []
+    for index, part in enumerate(parts):
+        samples[part.name] = samples.get(part.name, 0.0) + (
+            (sum(part.counts) or len(part.values)) if part.values else 1.0
+        )
+        if index >= skip:
+            where = Position(minute.minute, index, part.name, samples[part.name])
+            positioned.append(replace(part, ref=where))
+    return positioned
 
 
 def _gauges(ctx: TaskContext, now: datetime) -> tuple[list[Datum], str, str | None]:
-    """DatabaseSizeBytes and BackupAgeSeconds at `now`, a note on the backup, and a problem."""
+    """DatabaseSizeBytes and BackupAgeSeconds at the run's minute, a note on the backup, and a
+    problem. The points carry the minute itself (what CloudWatch keeps), and the age is the
+    backup's age at that minute, so the newest backup's time is the point's time minus its
+    value."""
     settings = ctx.settings
+    stamp = now.replace(second=0, microsecond=0)
     try:
         size = settings.database_path.stat().st_size
     except OSError as exc:
         raise TaskError(f"read app database size: {exc}") from None
-    gauges = [Datum("DatabaseSizeBytes", size, timestamp=now)]
+    gauges = [Datum("DatabaseSizeBytes", size, timestamp=stamp)]
     try:
         newest = newest_backup(ctx.clients("s3"), settings, now)
     except (ClientError, BotoCoreError) as exc:
@@ -160,6 +372,6 @@ def _gauges(ctx: TaskContext, now: datetime) -> tuple[list[Datum], str, str | No
     if newest is None:
         # With missing data treated as breaching, the backup-age alarm fires: as it should.
         return gauges, "no backup found: BackupAgeSeconds not published", None
-    age = max(0.0, (now - newest[1]).total_seconds())
-    gauges.append(Datum("BackupAgeSeconds", age, timestamp=now))
+    age = max(0.0, (stamp - newest[1]).total_seconds())
+    gauges.append(Datum("BackupAgeSeconds", age, timestamp=stamp))
     return gauges, f"newest backup {newest[0]}, {age / 3600:.1f} h old", None

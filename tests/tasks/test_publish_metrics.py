@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import argparse
 import hashlib
+import json
+import socket
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,12 +17,15 @@ from botocore.exceptions import ClientError
 from botocore.serialize import create_serializer
 
 from opsd.aws import AwsClients
+from opsd.metric_catalog import METRICS
 from opsd.metrics import MAX_PAYLOAD_BYTES, Datum, MetricsPublisher, PayloadSizer, _split
 from opsd.results import Status, TaskError
-from opsd.runner import TaskContext
+from opsd.runner import TaskContext, execute
 from opsd.settings import Settings
 from tasks.backup_objects import key_time
+from tasks.publish_cursor import IN_FLIGHT_KEY
 from tasks.publish_metrics import WATERMARK_KEY, publish_metrics, take_lease
+from tasks.registry import TASKS
 from tests.conftest import create_app_database
 from tests.tasks.backup_helpers import plant_backup
 
@@ -136,7 +143,8 @@ def test_backup_age_comes_from_the_newest_backup_key(aws, settings, app_database
     result = publish()
 
     assert "newest backup backup-2026-11-24-00-00.db, 6.1 h old" in result.message
-    assert _points(aws, settings, "BackupAgeSeconds", "Maximum") == {"06:05": 6 * 3600 + 330.0}
+    # The point carries the run's minute and the age at that minute: 06:05 − 6 h 5 min = 00:00.
+    assert _points(aws, settings, "BackupAgeSeconds", "Maximum") == {"06:05": 6 * 3600 + 300.0}
 
 
 def test_no_backup_publishes_no_backup_age_and_says_so(
@@ -153,13 +161,13 @@ def test_a_run_that_finds_another_running_publishes_nothing(
 ) -> None:
     add_analyses(app_database, [(NOW - timedelta(minutes=3), 0, 50.0)])
     other = make_ctx("publish-metrics")
-    assert take_lease(other.state.conn, "publish-metrics", "other-run", NOW)
+    assert take_lease(other.state.conn, "publish-metrics", "other-run", NOW).taken
 
     result = publish()
 
     assert result.status is Status.SKIPPED
     assert _points(aws, settings, "AnalysisCount", "Sum") == {}
-    later = publish(NOW + timedelta(minutes=11))
+    later = publish(NOW + timedelta(minutes=3))  # its heartbeat stopped: the lease lapsed
     assert later.details["analyses"] == 1
 
 
@@ -251,3 +259,231 @@ def test_batches_are_filled_to_the_limits_and_never_over(aws, settings) -> None:
 def test_repeated_values_are_merged_before_splitting() -> None:
     parts = list(_split(Datum("ProcessingTime", values=[5.0, 5.0, 7.0], counts=[1.0, 2.0, 1.0])))
     assert [(list(p.values), list(p.counts)) for p in parts] == [([5.0, 7.0], [3.0, 1.0])]
+
+
+def _prod_settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"environment": "prod"})
+
+
+def test_a_first_run_starts_at_the_first_analysis_not_two_weeks_back(
+    aws, settings, app_database, publish
+) -> None:
+    empty = publish()
+    add_analyses(app_database, [(NOW - timedelta(hours=3), 0, 5.0)])
+    make_state = TaskContext(settings=settings, clients=aws, task="publish-metrics")
+    make_state.state.conn.execute("DELETE FROM kv")
+    make_state.close()
+
+    first = publish(as_json=True)
+
+    assert "none (up to 2026-11-24T06:04 already sent)" in empty.message
+    report = json.loads(first.output)
+    assert report["from_minute"] == "2026-11-24T03:05"
+    assert report["analyses"] == 1
+    assert "CloudWatch holds no AnalysisCount of the last two weeks" in first.message
+
+
+def test_a_garbled_watermark_is_recovered_from_cloudwatch(
+    aws, settings, app_database, publish, make_ctx
+) -> None:
+    add_analyses(app_database, [(NOW - timedelta(minutes=30), 1, 5.0)])
+    publish()
+    make_ctx("publish-metrics").state.set(WATERMARK_KEY, {"minute": "banana"})
+
+    again = publish()
+
+    assert again.details["analyses"] == 0
+    assert "unreadable" in again.message
+    assert "resumed after 2026-11-24T05:35" in again.message
+    assert _points(aws, settings, "AnalysisCount", "Sum") == {"05:35": 1.0}
+
+
+def test_with_no_watermark_and_cloudwatch_unreadable_nothing_is_published(
+    aws, settings, app_database, publish
+) -> None:
+    add_analyses(app_database, [(NOW - timedelta(minutes=30), 1, 5.0)])
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetMetricData")
+
+    with (
+        mock.patch.object(aws("cloudwatch"), "get_metric_data", side_effect=denied),
+        pytest.raises(TaskError, match=r"^read back what CloudWatch holds: AccessDenied.*nothing"),
+    ):
+        publish()
+
+    assert _points(aws, settings, "AnalysisCount", "Sum") == {}
+
+
+def _in_flight(ctx: TaskContext, sent_at: datetime) -> None:
+    """What a run killed during its call over [05:10, 05:12) leaves behind."""
+    ctx.state.set(WATERMARK_KEY, "2026-11-24T05:10")
+    ctx.state.set(
+        IN_FLIGHT_KEY,
+        {
+            "run_id": "killed",
+            "from": {"minute": "2026-11-24T05:10", "item": 0},
+            "through": {"minute": "2026-11-24T05:11", "item": 3},
+            "witness": {
+                "minute": "2026-11-24T05:10",
+                "item": 0,
+                "metric": "AnalysisCount",
+                "samples": 1.0,
+            },
+            "sent_at": sent_at.isoformat(),
+        },
+    )
+
+
+def test_a_killed_runs_call_that_reached_cloudwatch_is_not_sent_again(
+    aws, settings, app_database, publish, make_ctx
+) -> None:
+    rows = [(datetime(2026, 11, 24, 5, m, 10, tzinfo=UTC), 0, 5.0) for m in (10, 11, 30)]
+    add_analyses(app_database, rows)
+    publish(NOW - timedelta(minutes=52))  # sends 05:10 and 05:11
+    _in_flight(make_ctx("publish-metrics"), NOW - timedelta(minutes=50))
+
+    result = publish()
+
+    assert "reached CloudWatch: not sent again" in result.message
+    assert _points(aws, settings, "AnalysisCount", "Sum") == {
+        "05:10": 1.0,
+        "05:11": 1.0,
+        "05:30": 1.0,
+    }
+
+
+def test_outside_local_mode_an_unseen_call_waits_for_cloudwatch_then_is_sent(
+    aws, settings, app_database, make_ctx
+) -> None:
+    prod = _prod_settings(settings)
+    rows = [(datetime(2026, 11, 24, 5, m, 10, tzinfo=UTC), 0, 5.0) for m in (10, 11)]
+    add_analyses(app_database, rows)
+    _in_flight(make_ctx("publish-metrics"), NOW - timedelta(minutes=2))
+
+    def run(now: datetime) -> Any:
+        ctx = TaskContext(settings=prod, clients=aws, task="publish-metrics")
+        try:
+            return publish_metrics(ctx, now)
+        finally:
+            ctx.close()
+
+    waiting = run(NOW)
+    sent = run(NOW + timedelta(minutes=10))
+
+    assert waiting.status is Status.SKIPPED
+    assert "CloudWatch does not show it yet: deciding after 2026-11-24T06:13" in waiting.message
+    assert "died before its call" in sent.message and sent.details["analyses"] == 2
+
+
+def test_a_lease_left_by_a_dead_process_is_taken_over_and_the_run_recorded_failed(
+    aws, settings, app_database, publish, make_ctx
+) -> None:
+    add_analyses(app_database, [(NOW - timedelta(minutes=3), 0, 50.0)])
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    state = make_ctx("publish-metrics").state
+    holder = {"host": socket.gethostname(), "pid": gone.pid, "started_at": NOW.isoformat()}
+    assert take_lease(state.conn, "publish-metrics", "dead-run", NOW, holder).taken
+
+    result = publish(NOW + timedelta(seconds=20))
+
+    assert result.status is Status.OK and result.details["analyses"] == 1
+    assert f"run dead-run (pid {gone.pid}" in result.message and "died without" in result.message
+    (status,) = state.conn.execute(
+        "SELECT status FROM task_runs WHERE run_id = 'dead-run'"
+    ).fetchone()
+    assert status == "failed"
+    failed = aws("cloudwatch").get_metric_statistics(
+        Namespace=settings.metrics_namespace,
+        MetricName="TaskFailed",
+        Dimensions=[
+            {"Name": "Environment", "Value": settings.environment},
+            {"Name": "Task", "Value": "publish-metrics"},
+        ],
+        StartTime=datetime.now(UTC) - timedelta(hours=1),
+        EndTime=datetime.now(UTC) + timedelta(hours=1),
+        Period=3600,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    assert sum(p["Sum"] for p in failed) == 1.0
+
+
+def test_a_lease_held_elsewhere_blocks_only_until_its_heartbeat_lapses(
+    aws, settings, app_database, publish, make_ctx
+) -> None:
+    add_analyses(app_database, [(NOW - timedelta(minutes=3), 0, 50.0)])
+    state = make_ctx("publish-metrics").state
+    holder = {"host": "another-task", "pid": 1, "started_at": NOW.isoformat()}
+    assert take_lease(state.conn, "publish-metrics", "elsewhere", NOW, holder).taken
+
+    held = publish(NOW + timedelta(minutes=1))
+    lapsed = publish(NOW + timedelta(minutes=2, seconds=1))
+
+    assert held.status is Status.SKIPPED
+    assert "run elsewhere (pid 1 on another-task" in held.message
+    assert lapsed.status is Status.OK and lapsed.details["analyses"] == 1
+
+
+def test_each_metric_has_the_dimension_set_the_catalog_intends(aws, settings, app_database) -> None:
+    """`aws cloudwatch list-metrics` against the local endpoint repeats the metrics with two
+    dimensions once per point: moto compares each dimension with every other one
+    (moto/cloudwatch/models.py: are_dimensions_same), so Environment+Task never equals itself.
+    Real CloudWatch lists each metric once; what matters is the set, checked here."""
+    add_analyses(app_database, [(datetime.now(UTC) - timedelta(minutes=5), 1, 50.0)])
+    for _ in range(2):
+        ctx = TaskContext(settings=settings, clients=aws, task="publish-metrics")
+        try:
+            execute(TASKS["publish-metrics"], ctx, argparse.Namespace(json=False))
+        finally:
+            ctx.close()
+
+    listed = aws("cloudwatch").list_metrics(Namespace=settings.metrics_namespace)["Metrics"]
+    distinct = {
+        (m["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in m["Dimensions"])))
+        for m in listed
+    }
+    environment = ("Environment", settings.environment)
+    expected = {
+        (name, (environment,))
+        for name in ("AnalysisCount", "AnomalyCount", "ProcessingTime", "DatabaseSizeBytes")
+    } | {
+        (name, (environment, ("Task", "publish-metrics")))
+        for name in ("TaskSucceeded", "TaskFailed", "TaskDurationSeconds")
+    }
+    assert distinct == expected
+    for name, dimensions in distinct:
+        assert tuple(n for n, _ in dimensions) == tuple(sorted(METRICS[name].dimensions))
+
+
+def test_an_ops_state_that_is_not_a_database_is_moved_aside_and_the_run_says_so(
+    aws, settings, app_database, publish
+) -> None:
+    add_analyses(app_database, [(NOW - timedelta(minutes=30), 1, 5.0)])
+    publish()
+    settings.ops_state_path.write_bytes(b"not a database at all" * 50)
+
+    again = publish()
+
+    assert again.details["analyses"] == 0
+    assert "the ops state was not a database: moved aside to ops-state.db.unreadable-" in (
+        again.message
+    )
+    assert "resumed after 2026-11-24T05:35" in again.message
+    (aside,) = settings.ops_state_path.parent.glob("ops-state.db.unreadable-*")
+    assert aside.read_bytes().startswith(b"not a database")
+    assert _points(aws, settings, "AnalysisCount", "Sum") == {"05:35": 1.0}
+
+
+def test_an_unreadable_cloudwatch_does_not_stop_publishing_when_the_cursor_is_known(
+    aws, settings, app_database, publish
+) -> None:
+    add_analyses(app_database, [(NOW - timedelta(minutes=30), 1, 5.0)])
+    publish(NOW - timedelta(minutes=10))
+    add_analyses(app_database, [(NOW - timedelta(minutes=3), 0, 5.0)])
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetMetricData")
+
+    with mock.patch.object(aws("cloudwatch"), "get_metric_data", side_effect=denied):
+        later = publish()
+
+    assert later.details["analyses"] == 1
+    assert "check that CloudWatch still holds 2026-11-24T05:35: AccessDenied" in later.message
+    assert _points(aws, settings, "AnalysisCount", "Sum") == {"05:35": 1.0, "06:02": 1.0}
