@@ -293,3 +293,38 @@ def test_the_tasks_poll_the_budget_by_its_name(resolver: Resolver) -> None:
         if s.get("Sid") == "Budget"
     ]
     assert role["Resource"].endswith(f":budget/{name}")
+
+
+# ---------------------------------------------------------------- found in the review
+
+# EC2 accepts only these characters in security group and rule descriptions.
+EC2_DESCRIPTION = re.compile(r"^[a-zA-Z0-9. _\-:/()#,@\[\]+=&;{}!$*]*$")
+
+
+def test_security_group_descriptions_use_only_the_characters_ec2_accepts() -> None:
+    resolver = Resolver(
+        {"EnableNatGateway": "true", "EnableCloudTrail": "true", "EnableVpcFlowLogs": "true"}
+    )
+    for name, resource in resolver.resources().items():
+        if not resource["Type"].startswith("AWS::EC2::SecurityGroup"):
+            continue
+        properties = resource["Properties"]
+        texts = [properties.get("GroupDescription", ""), properties.get("Description", "")]
+        for rule in properties.get("SecurityGroupIngress", []) + properties.get(
+            "SecurityGroupEgress", []
+        ):
+            texts.append(rule.get("Description", ""))
+        for text in texts:
+            assert EC2_DESCRIPTION.match(text) and len(text) <= 255, f"{name}: {text!r}"
+
+
+def test_every_security_group_states_its_egress_inline() -> None:
+    """Only an inline SecurityGroupEgress removes the default allow-all egress rule."""
+    for name, resource in raw_template()["Resources"].items():
+        if resource["Type"] == "AWS::EC2::SecurityGroup":
+            assert resource["Properties"].get("SecurityGroupEgress"), name
+
+
+def test_the_vpc_origin_is_created_after_the_internet_gateway_is_attached() -> None:
+    depends = raw_template()["Resources"]["VpcOrigin"].get("DependsOn", [])
+    assert "InternetGatewayAttachment" in ([depends] if isinstance(depends, str) else depends)
