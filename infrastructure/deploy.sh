@@ -127,6 +127,17 @@ for entry in entries:
 PY
 }
 
+# Every value against the template's constraints, and BackupExpiryDays >= BackupGlacierDays
+# + 90 (CloudFormation rules cannot compare two numbers), before any AWS call.
+check_parameters() {
+  local cfn_lint python
+  cfn_lint="$(find_cfn_lint)"
+  python="$(dirname "${cfn_lint}")/python"
+  [[ -x "${python}" ]] || python=python3
+  "${python}" "${here}/check_parameters.py" "${template}" "$1" ||
+    die "fix ${1} (nothing was deployed)"
+}
+
 parameter_value() {
   parameter_overrides "$1" | sed -n "s/^$2=//p" | head -n 1
 }
@@ -139,6 +150,7 @@ cmd_deploy() {
   local parameters="${1:-}"
   [[ -n "${parameters}" ]] || die "usage: deploy.sh deploy PARAMETERS.json"
   [[ -f "${parameters}" ]] || die "parameters file not found: ${parameters}"
+  check_parameters "${parameters}"
   require aws "https://docs.aws.amazon.com/cli/"
   require python3 "needed to read the parameters file"
   local -a overrides

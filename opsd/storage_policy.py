@@ -230,13 +230,15 @@ def apply_bucket_rule(s3: Any, kind: str, rule: str, settings: Settings) -> str:
 
 
 def apply_log_retention(logs: Any, name: str) -> str:
-    """Create the log group if it is missing and set its retention; returns what was done."""
+    """Set a log group's retention, creating the group only when it is missing (local mode).
+    An existing group needs PutRetentionPolicy alone: the tasks role may not create groups,
+    which belong to the stack."""
     try:
-        logs.create_log_group(logGroupName=name)
-        created = " (created)"
+        logs.put_retention_policy(logGroupName=name, retentionInDays=LOG_RETENTION_DAYS)
+        return f"{name}: retention set to {LOG_RETENTION_DAYS} days"
     except ClientError as exc:
-        if error_code(exc) != "ResourceAlreadyExistsException":
+        if error_code(exc) != "ResourceNotFoundException":
             raise
-        created = ""
+    logs.create_log_group(logGroupName=name)
     logs.put_retention_policy(logGroupName=name, retentionInDays=LOG_RETENTION_DAYS)
-    return f"{name}{created}: retention set to {LOG_RETENTION_DAYS} days"
+    return f"{name} (created): retention set to {LOG_RETENTION_DAYS} days"

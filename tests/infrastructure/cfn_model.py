@@ -112,6 +112,10 @@ class Resolver:
         index, items = arg
         return self.value(items)[int(self.value(index))]
 
+    def _fn_FindInMap(self, arg: list[Any]) -> Any:
+        mapping, top, second = (self.value(a) for a in arg)
+        return self.template["Mappings"][mapping][top][second]
+
     def _fn_GetAZs(self, arg: Any) -> list[str]:
         return [f"{PSEUDO['AWS::Region']}{zone}" for zone in "abc"]
 

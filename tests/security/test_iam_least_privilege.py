@@ -14,7 +14,12 @@ from tests.infrastructure.cfn_model import Resolver
 
 STACK_BUCKET = re.compile(r"^<att:(\w+Bucket)\.Arn>(/\*)?$")
 # Actions with no resource-level permissions (AWS Service Authorization Reference).
-UNSCOPABLE = {"cloudwatch:PutMetricData", "cloudwatch:GetMetricData", "ce:GetCostAndUsage"}
+UNSCOPABLE = {
+    "cloudwatch:PutMetricData",
+    "cloudwatch:GetMetricData",
+    "ce:GetCostAndUsage",
+    "logs:DescribeLogGroups",
+}
 # ListTasks and DescribeTasks scope by the ecs:cluster condition key instead of an ARN.
 CLUSTER_CONDITIONED = {"ecs:ListTasks", "ecs:DescribeTasks"}
 BUCKET_LEVEL = re.compile(
