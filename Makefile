@@ -1,22 +1,40 @@
 # One command starts the system locally, one runs the tests; both make their own venv.
+# `make run` installs only what running needs (the app and local mode); `make test` and the
+# other targets install everything (the dev extras). The two stamps say which: the dev stamp
+# implies the run one, never the reverse. Packages go in with uv (bootstrapped from PyPI into
+# the venv by pip), or with pip when uv cannot be had.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+UV     := $(BIN)/uv
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+INSTALL = if [ -x $(UV) ]; then $(UV) pip install --quiet --python $(BIN)/python -e; \
+	else $(BIN)/pip install --quiet -e; fi
 
 .PHONY: run test lint bench clean venv test-deps
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+$(BIN)/python:
+	@echo "[make] virtual environment $(VENV) and the installer (uv from PyPI)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet uv || echo "[make] uv not installed: pip installs instead"
 
-venv: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	@echo "[make] installing what running needs: .[app,local]"
+	@$(INSTALL) '.[app,local]'
+	@touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	@echo "[make] installing everything, tests and linters included: .[dev]"
+	@$(INSTALL) '.[dev]'
+	@touch $@ $(RUN_STAMP)
+
+venv: $(DEV_STAMP)
 
 ## Start the whole system locally (embedded AWS endpoint, app, daemon). Ctrl-C stops it.
-run: $(STAMP)
-	$(BIN)/opsd run
+run: $(RUN_STAMP)
+	@echo "[make] starting the embedded AWS endpoint, the app and the daemon (opsd run)"
+	@$(BIN)/opsd run
 
 ## What the tests use besides the venv: Debian packages (when it can install them) and the
 ## template linters in .venv-tools.
@@ -25,16 +43,16 @@ test-deps:
 	bash infrastructure/install-lint-tools.sh
 
 ## The whole test suite, slow end-to-end tests included.
-test: $(STAMP) test-deps
+test: $(DEV_STAMP) test-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 ## Every benchmark at a tiny size (what CI runs); see benchmarks/README.md for full sizes.
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m benchmarks --tiny
 
 clean:

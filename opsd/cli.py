@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "running every task on its schedule, with a first run of each at start. Ctrl-C stops "
         "all of it.",
     )
-    run.add_argument("--app-port", type=int, default=8000, help="port of the app (8000)")
+    run.add_argument("--app-port", type=int, default=None, help="port of the app (APP_PORT, 8000)")
     run.add_argument(
         "--aws-port",
         type=int,
@@ -79,6 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "status":
         return show_status(settings, args.json)
+    if args.app_port is None:
+        raw = os.environ.get("APP_PORT") or "8000"
+        if not raw.isdigit() or not 0 < int(raw) < 65536:
+            print(f"configuration error: APP_PORT: {raw!r} is not a port", file=sys.stderr)
+            return EXIT_USAGE
+        args.app_port = int(raw)
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     return run_system(settings, args)
 
@@ -253,7 +259,8 @@ def print_banner(settings: Settings, embedded: EmbeddedAws | None, app_port: int
     if embedded is not None:
         lines += [
             f"  AWS (local): {embedded.url}  — for the AWS CLI:",
-            f"      export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local "
+            "      export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local "
+            f"AWS_DEFAULT_REGION={settings.aws_default_region} "
             f"AWS_CA_BUNDLE={embedded.cert_path.resolve()}",
             f"      .venv/bin/aws --endpoint-url {embedded.url} s3 ls "
             f"s3://{settings.s3_bucket_backups}/",
