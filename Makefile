@@ -9,24 +9,26 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
-INSTALL = if [ -x $(UV) ]; then $(UV) pip install --quiet --python $(BIN)/python -e; \
-	else $(BIN)/pip install --quiet -e; fi
+RUN_EXTRAS := .[app,local]
+DEV_EXTRAS := .[dev]
+install = if [ -x $(UV) ]; then $(UV) pip install --quiet --python $(BIN)/python -e '$(1)'; \
+	else $(BIN)/pip install --quiet -e '$(1)'; fi
 
 .PHONY: run test lint bench clean venv test-deps
 
 $(BIN)/python:
 	@echo "[make] virtual environment $(VENV) and the installer (uv from PyPI)"
 	@$(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install --quiet uv || echo "[make] uv not installed: pip installs instead"
+	@$(BIN)/pip install --quiet --disable-pip-version-check uv 2>/dev/null || echo "[make] uv not installed: pip installs instead"
 
 $(RUN_STAMP): pyproject.toml | $(BIN)/python
-	@echo "[make] installing what running needs: .[app,local]"
-	@$(INSTALL) '.[app,local]'
+	@echo "[make] installing what running needs: $(RUN_EXTRAS)"
+	@$(call install,$(RUN_EXTRAS))
 	@touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	@echo "[make] installing everything, tests and linters included: .[dev]"
-	@$(INSTALL) '.[dev]'
+	@echo "[make] installing everything, tests and linters included: $(DEV_EXTRAS)"
+	@$(call install,$(DEV_EXTRAS))
 	@touch $@ $(RUN_STAMP)
 
 venv: $(DEV_STAMP)
