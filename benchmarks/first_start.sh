@@ -39,14 +39,32 @@ echo "first start of $(git rev-parse --short HEAD) ($revision): ${command[*]}"
 start=$(date +%s.%N)
 setsid "${command[@]}" >"$work/run.log" 2>&1 &
 pid=$!
+elapsed() { python3 -c "import sys; print(f'{float(sys.argv[1]) - $start:5.1f} s')" "$(date +%s.%N)"; }
+seen=0
 until curl -fsS "http://127.0.0.1:$APP_PORT/health" >/dev/null 2>&1; do
     if ! kill -0 "$pid" 2>/dev/null; then
         tail -20 "$work/run.log"
         echo "make run exited before the app was healthy" >&2
         exit 1
     fi
+    # Each phase's line, with the time it appeared.
+    count=$(grep -c '^\[make\]' "$work/run.log" || true)
+    if [ "$count" -gt "$seen" ]; then
+        grep '^\[make\]' "$work/run.log" | tail -n "+$((seen + 1))" | while read -r line; do
+            echo "$(elapsed)  $line"
+        done
+        seen=$count
+    fi
     sleep 0.5
 done
-end=$(date +%s.%N)
-grep '^\[make\]' "$work/run.log" || true
-python3 -c "print(f'healthy after {$end - $start:.1f} s')"
+echo "$(elapsed)  healthy: GET /health answers 200"
+uptime
+# Not timed: the first run of every task, with what `make run` installed.
+for _ in $(seq 240); do
+    .venv/bin/opsd status --json 2>/dev/null | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)["tasks"]
+sys.exit(0 if all(r["status"] not in (None, "running") for r in rows) else 1)' && break
+    sleep 1
+done
+.venv/bin/opsd status
