@@ -85,7 +85,13 @@ def remembering(app: WsgiApp, keeper: StateKeeper) -> WsgiApp:
 
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         with keeper.lock.shared():
-            body = list(app(environ, start_response))
+            answer = app(environ, start_response)
+            try:
+                body = list(answer)
+            finally:
+                close = getattr(answer, "close", None)
+                if close is not None:
+                    close()
         if environ.get("REQUEST_METHOD") not in READ_ONLY_METHODS:
             keeper.changed()  # read-only actions of the query protocols are POSTs too
         return body
