@@ -64,7 +64,8 @@ for _ in $(seq 240); do
     .venv/bin/opsd status --json 2>/dev/null | python3 -c '
 import json, sys
 rows = json.load(sys.stdin)["tasks"]
-sys.exit(0 if all(r["status"] not in (None, "running") for r in rows) else 1)' && break
+scheduled = [r for r in rows if r["schedule"] != "on demand"]
+sys.exit(0 if all(r["status"] not in (None, "running") for r in scheduled) else 1)' && break
     sleep 1
 done
 .venv/bin/opsd status
