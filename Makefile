@@ -12,14 +12,19 @@ DEV_STAMP := $(VENV)/.installed-dev
 RUN_EXTRAS := .[app,local]
 DEV_EXTRAS := .[dev]
 install = if [ -x $(UV) ]; then $(UV) pip install --quiet --python $(BIN)/python -e '$(1)'; \
-	else $(BIN)/pip install --quiet -e '$(1)'; fi
+	else { [ -x $(BIN)/pip ] || $(BIN)/python -m ensurepip --upgrade >/dev/null; } \
+		&& $(BIN)/pip install --quiet -e '$(1)'; fi
 
 .PHONY: run test lint bench clean venv test-deps
 
+# The venv without pip (ensurepip alone takes longer than uv's whole install); uv goes in with
+# the interpreter's own pip, else with the venv's pip made then.
 $(BIN)/python:
 	@echo "[make] virtual environment $(VENV) and the installer (uv from PyPI)"
-	@$(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install --quiet --disable-pip-version-check uv 2>/dev/null || echo "[make] uv not installed: pip installs instead"
+	@$(PYTHON) -m venv --without-pip $(VENV)
+	@$(PYTHON) -m pip install --quiet --disable-pip-version-check --prefix $(VENV) uv 2>/dev/null \
+		|| { $(BIN)/python -m ensurepip --upgrade >/dev/null && $(BIN)/pip install --quiet uv; } \
+		|| echo "[make] uv not installed: pip installs instead"
 
 $(RUN_STAMP): pyproject.toml | $(BIN)/python
 	@echo "[make] installing what running needs: $(RUN_EXTRAS)"

@@ -43,7 +43,7 @@ def a_venv(tmp_path: Path, *stamps: str) -> Path:
 def test_a_fresh_run_installs_only_what_running_needs(tmp_path: Path) -> None:
     commands = plan(tmp_path / "none", "run")
     assert "-m venv" in commands
-    assert "pip install --quiet --disable-pip-version-check uv" in commands
+    assert "pip install --quiet --disable-pip-version-check --prefix" in commands
     assert RUN_INSTALL in commands
     assert DEV_INSTALL not in commands
     assert commands.rstrip().endswith("/bin/opsd run")
