@@ -100,3 +100,38 @@ def test_an_unreadable_state_is_set_aside_with_one_line_and_the_endpoint_starts_
 def test_no_saved_state_is_an_empty_start(tmp_path: Path) -> None:
     assert load(tmp_path / "state.pickle") is False
     assert not list(tmp_path.glob("state.pickle*"))
+
+
+@pytest.mark.slow
+def test_the_endpoint_sets_a_damaged_state_aside_starts_empty_and_saves_when_stopped(
+    tmp_path: Path,
+) -> None:
+    from structlog.testing import capture_logs
+
+    from opsd.local_aws import EmbeddedAws
+    from tests.task_processes import free_port
+
+    folder = tmp_path / "local-aws"
+    folder.mkdir()
+    (folder / "state.pickle").write_bytes(b"\x80\x05half a pickle")
+    embedded = EmbeddedAws(free_port(), folder)
+    with capture_logs() as logs:
+        url = embedded.start()
+    try:
+        assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+            "local aws state unreadable, set aside; starting empty"
+        ]
+        s3 = boto3.client(
+            "s3", endpoint_url=url, region_name="us-east-1", verify=str(embedded.cert_path)
+        )
+        assert s3.list_buckets()["Buckets"] == []
+        s3.create_bucket(Bucket=BUCKET)
+    finally:
+        embedded.stop()
+    assert len(list(folder.glob("state.pickle.unreadable-*"))) == 1
+    with mock_aws():
+        assert load(folder / "state.pickle") is True
+        names = [
+            b["Name"] for b in boto3.client("s3", region_name="us-east-1").list_buckets()["Buckets"]
+        ]
+        assert names == [BUCKET]
