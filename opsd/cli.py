@@ -206,6 +206,7 @@ def start_app(port: int, timeout_s: float = 60.0) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
         stdin=subprocess.DEVNULL,
+        preexec_fn=stop_with_parent if sys.platform == "linux" else None,
     )
     url = f"http://127.0.0.1:{port}/health"
     deadline = time.monotonic() + timeout_s
@@ -219,6 +220,15 @@ def start_app(port: int, timeout_s: float = 60.0) -> subprocess.Popen[bytes]:
             time.sleep(0.5)
     process.terminate()
     raise AppStartError(f"the app did not answer on {url} within {timeout_s:.0f}s")
+
+
+def stop_with_parent() -> None:
+    """In the app's process before it starts: SIGTERM when `opsd run` dies, even by SIGKILL
+    (no daemon threads run yet when the app is started, so the fork is safe)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def initial_runs(settings: Settings, clients: AwsClients) -> list[str]:

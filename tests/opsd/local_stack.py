@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from opsd.local_aws import port_in_use
 from tests.task_processes import free_port
 
 BIN = Path(sys.executable).parent
@@ -122,6 +123,16 @@ class LocalStack:
         except ProcessLookupError:
             return
         self.process.wait(timeout=30)
+
+    def kill_opsd(self) -> None:
+        """kill -9 of `opsd run` alone: the app and the endpoint must stop by themselves."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=30)
+        wait_for(lambda: not self.ports_in_use(), 30, "the app and the endpoint to stop")
+
+    def ports_in_use(self) -> bool:
+        return any(port_in_use("127.0.0.1", port) for port in (self.app_port, self.aws_port))
 
     def tasks(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`.venv/bin/python -m tasks ...` by hand in a second terminal, in the same folder."""

@@ -1,5 +1,6 @@
-"""The local stack remembers across restarts of `opsd run` (`make run`), after Ctrl-C and
-after a kill -9 of the whole job: the backups taken before are listed and restore."""
+"""The local stack remembers across restarts of `opsd run` (`make run`), after Ctrl-C, after
+a kill -9 of the whole job and after a kill -9 of `opsd run` alone: the backups taken before
+are listed and restore."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def backup_keys(stack: LocalStack) -> list[str]:
     return [row["key"] for row in json.loads(listing.stdout)]
 
 
-@pytest.mark.parametrize("ending", ["ctrl-c", "kill -9"])
+@pytest.mark.parametrize("ending", ["ctrl-c", "kill -9", "kill -9 opsd alone"])
 def test_backups_survive_a_restart_of_the_local_stack(tmp_path: Path, ending: str) -> None:
     stack = LocalStack(tmp_path)
     stack.start()
@@ -28,8 +29,10 @@ def test_backups_survive_a_restart_of_the_local_stack(tmp_path: Path, ending: st
         assert keys, "the first run at start takes a backup"
         if ending == "ctrl-c":
             assert stack.stop() == 0, stack.log_path.read_text()[-3000:]
-        else:
+        elif ending == "kill -9":
             stack.kill()
+        else:
+            stack.kill_opsd()
         stack.start()
         assert stack.healthy()
         assert set(keys) <= set(backup_keys(stack))
