@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 
 from app.admin_access import LoginRequired, login_url
 from app.admin_password import AdminUnavailable, with_local_password
+from app.api_docs import DOCS_ASSETS_PACKAGE, docs_router
 from app.database import make_engine
 from app.middleware import BodyLimitMiddleware, ResponseHeadersMiddleware
 from app.routes import api, pages
@@ -100,11 +101,18 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
         summary="Upload a child's drawing with the child's age; get an anomaly score.",
         version="1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(ResponseHeadersMiddleware)
     app.add_middleware(BodyLimitMiddleware, upload_limit=lambda: settings.max_upload_bytes)
     _install_handlers(app)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount(
+        "/static",
+        StaticFiles(directory=STATIC_DIR, packages=[DOCS_ASSETS_PACKAGE]),
+        name="static",
+    )
     app.include_router(api.router)
+    app.include_router(docs_router(app))
     app.include_router(pages.router)
     return app

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "running every task on its schedule, with a first run of each at start. Ctrl-C stops "
         "all of it.",
     )
-    run.add_argument("--app-port", type=int, default=8000, help="port of the app (8000)")
+    run.add_argument("--app-port", type=int, default=None, help="port of the app (APP_PORT, 8000)")
     run.add_argument(
         "--aws-port",
         type=int,
@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "run" and args.app_port is None:
+        raw = os.environ.get("APP_PORT") or "8000"
+        if not raw.isdigit() or not 0 < int(raw) < 65536:
+            print(f"configuration error: APP_PORT: {raw!r} is not a port", file=sys.stderr)
+            return EXIT_USAGE
+        args.app_port = int(raw)
     try:
         settings = load_settings()
         if args.command == "status":
@@ -200,6 +206,7 @@ def start_app(port: int, timeout_s: float = 60.0) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)],
         stdin=subprocess.DEVNULL,
+        preexec_fn=stop_with_parent if sys.platform == "linux" else None,
     )
     url = f"http://127.0.0.1:{port}/health"
     deadline = time.monotonic() + timeout_s
@@ -213,6 +220,15 @@ def start_app(port: int, timeout_s: float = 60.0) -> subprocess.Popen[bytes]:
             time.sleep(0.5)
     process.terminate()
     raise AppStartError(f"the app did not answer on {url} within {timeout_s:.0f}s")
+
+
+def stop_with_parent() -> None:
+    """In the app's process before it starts: SIGTERM when `opsd run` dies, even by SIGKILL
+    (no daemon threads run yet when the app is started, so the fork is safe)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def initial_runs(settings: Settings, clients: AwsClients) -> list[str]:
@@ -253,7 +269,8 @@ def print_banner(settings: Settings, embedded: EmbeddedAws | None, app_port: int
     if embedded is not None:
         lines += [
             f"  AWS (local): {embedded.url}  — for the AWS CLI:",
-            f"      export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local "
+            "      export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local "
+            f"AWS_DEFAULT_REGION={settings.aws_default_region} "
             f"AWS_CA_BUNDLE={embedded.cert_path.resolve()}",
             f"      .venv/bin/aws --endpoint-url {embedded.url} s3 ls "
             f"s3://{settings.s3_bucket_backups}/",

@@ -1,4 +1,5 @@
-"""The embedded AWS endpoint of local mode: moto's server on loopback (DESIGN §5)."""
+"""The embedded AWS endpoint of local mode: moto's server on loopback (DESIGN §5), whose
+state is kept in its folder across restarts (opsd/local_aws_state.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,19 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import structlog
+
 from opsd.settings import Settings
 from opsd.state import OpsState, process_alive
 
 LOCAL_AWS_KEY = "local_aws"
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+# Written by the endpoint (opsd/local_aws_state.py); kept here to spare the daemon moto's import.
+STATE_FILE_NAME = "state.pickle"
+SET_ASIDE_MARK = ".unreadable-"
+ORPHAN_EXIT_WAIT_S = 5.0
+log = structlog.get_logger()
 
 
 class LocalAwsError(Exception):
@@ -38,6 +46,7 @@ class EmbeddedAws:
         self.port = port
         self.folder = folder
         self.log_path = folder / "local-aws.log"
+        self.state_path = folder / STATE_FILE_NAME
         # Imported here: cryptography costs every task run 20 ms of start-up otherwise.
         from opsd.local_tls import ensure_certificate
 
@@ -49,11 +58,16 @@ class EmbeddedAws:
         return f"https://{self.host}:{self.port}"
 
     def start(self, timeout_s: float = 30.0) -> str:
+        # An endpoint whose `opsd run` was killed saves its state and stops within seconds.
+        deadline = time.monotonic() + ORPHAN_EXIT_WAIT_S
+        while port_in_use(self.host, self.port) and time.monotonic() < deadline:
+            time.sleep(0.25)
         if port_in_use(self.host, self.port):
             raise LocalAwsError(
                 f"LOCAL_AWS_PORT {self.port} is in use on {self.host}: stop what runs there "
                 "or choose another port"
             )
+        set_aside_before = set(self.folder.glob(f"{STATE_FILE_NAME}{SET_ASIDE_MARK}*"))
         with self.log_path.open("ab") as output:
             self._process = subprocess.Popen(
                 [
@@ -64,11 +78,14 @@ class EmbeddedAws:
                     self.host,
                     "-p",
                     str(self.port),
-                    "-s",
                     "-c",
                     str(self.cert_path),
                     "-k",
                     str(self.key_path),
+                    "--state",
+                    str(self.state_path),
+                    "--parent-pid",
+                    str(os.getpid()),
                 ],
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -82,6 +99,14 @@ class EmbeddedAws:
                     f"embedded AWS endpoint exited at start (code {self._process.returncode})"
                 )
             if self.ready():
+                for path in set(self.folder.glob(f"{STATE_FILE_NAME}{SET_ASIDE_MARK}*")) - (
+                    set_aside_before
+                ):
+                    log.warning(
+                        "local aws state unreadable, set aside; starting empty",
+                        set_aside=str(path),
+                        details=str(self.log_path),
+                    )
                 return self.url
             time.sleep(0.2)
         self.stop()

@@ -4,17 +4,36 @@ moto treats every bucket-policy statement that carries a Condition as an uncondi
 Deny, so the storage policy's TLS-only statement would refuse every object read. The
 endpoint speaks only HTTPS, so each request comes with `aws:SecureTransport = true`; this
 evaluates conditions against that context and leaves the rest of moto as it is.
-Run as `python -m opsd.local_aws_server` with moto.server's arguments.
+
+With `--state FILE` the endpoint loads what it saved there at its last run and saves again
+after changes and when it stops (opsd/local_aws_state.py); with `--parent-pid PID` it stops by
+itself, saving, when that process is gone (a killed `opsd run` leaves no endpoint behind).
+Run as `python -m opsd.local_aws_server -H HOST -p PORT -c CERT -k KEY [--state FILE]`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
 from moto.s3.models import FakeBucket
-from moto.server import main
+from werkzeug.serving import run_simple
+
+from opsd.local_aws_state import StateKeeper, load
 
 REQUEST_CONTEXT = {"aws:SecureTransport": "true"}
 
@@ -56,6 +75,79 @@ def bucket_permission(bucket: FakeBucket, action: str, resource: str) -> Permiss
 
 
 FakeBucket.get_permission = bucket_permission  # type: ignore[method-assign]
+
+READ_ONLY_METHODS = ("GET", "HEAD", "OPTIONS")
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def remembering(app: WsgiApp, keeper: StateKeeper) -> WsgiApp:
+    """`app`, with each request under the keeper's shared lock and changes reported to it."""
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        with keeper.lock.shared():
+            answer = app(environ, start_response)
+            try:
+                body = list(answer)
+            finally:
+                close = getattr(answer, "close", None)
+                if close is not None:
+                    close()
+        if environ.get("REQUEST_METHOD") not in READ_ONLY_METHODS:
+            keeper.changed()  # read-only actions of the query protocols are POSTs too
+        return body
+
+    return wrapped
+
+
+def stop_when_orphaned(parent_pid: int, interval_s: float = 1.0) -> None:
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            threading.Event().wait(interval_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m opsd.local_aws_server")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    parser.add_argument("-c", "--ssl-cert", required=True)
+    parser.add_argument("-k", "--ssl-key", required=True)
+    parser.add_argument("--state", type=Path, help="file to load the state from and save it to")
+    parser.add_argument("--parent-pid", type=int, help="stop when this process is gone")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_arguments(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+    keeper: StateKeeper | None = None
+    if args.state is not None:
+        load(args.state)
+        keeper = StateKeeper(args.state)
+        keeper.start()
+        app = remembering(app, keeper)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if keeper is not None:
+            keeper.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if args.parent_pid is not None:
+        stop_when_orphaned(args.parent_pid)
+    run_simple(
+        args.host,
+        args.port,
+        app,
+        threaded=True,
+        ssl_context=(args.ssl_cert, args.ssl_key),
+        request_handler=MotoRequestHandler,
+    )
+
 
 if __name__ == "__main__":
     main()

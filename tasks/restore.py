@@ -136,8 +136,8 @@ def _make_plan(ctx: TaskContext, args: argparse.Namespace) -> RestorePlan:
         raise UsageError("--stop-service: set ECS_CLUSTER and ECS_APP_SERVICE")
     if in_place and not args.dry_run and not (args.stop_service or args.yes or ctx.interactive):
         raise UsageError(
-            f"restore in place of {settings.database_path}: stop the app first and add --yes, "
-            "or use --stop-service"
+            f"in place of {settings.database_path}: nothing may write to it meanwhile "
+            "(stop the app, or locally: no uploads) and add --yes, or use --stop-service"
         )
     at = parse_timestamp(args.at) if args.at else None
     bucket = settings.s3_bucket_backups

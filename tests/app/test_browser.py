@@ -1,5 +1,6 @@
 """In headless Chromium against `python -m app serve`: the demo upload shows a result; login
-leads to the dashboard with its panels. Screenshots go to APP_SCREENSHOT_DIR when set."""
+leads to the dashboard with its panels; /docs and /redoc render with no network but loopback.
+Screenshots go to APP_SCREENSHOT_DIR when set."""
 
 from __future__ import annotations
 
@@ -82,8 +83,16 @@ def app_url(tmp_path: Path) -> Iterator[str]:
         moto.stop()
 
 
+# No network but loopback: every other host resolves to nothing and every other request
+# goes to a proxy that refuses connections (port 9 on loopback, where nothing listens).
+OFFLINE_FLAGS = (
+    "--proxy-server=http://127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+)
+
+
 @pytest.fixture
-def browser(tmp_path: Path):  # type: ignore[no-untyped-def]
+def browser(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
         message = (
             f"headless Chromium needs {CHROMIUM} and {CHROMEDRIVER} (apt: chromium chromium-driver)"
@@ -107,8 +116,10 @@ def browser(tmp_path: Path):  # type: ignore[no-untyped-def]
         "--disable-sync",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
         "--window-size=1280,1000",
+        *(OFFLINE_FLAGS if request.node.get_closest_marker("offline") else ()),
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     yield driver
@@ -208,3 +219,45 @@ def _post_upload(app_url: str, data: bytes, age: int) -> None:
         timeout=30,
     )
     assert response.status_code == 201, response.text
+
+
+def _console_errors(driver) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def _csp_of(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return str(answer.headers["content-security-policy"])
+
+
+@pytest.mark.offline
+def test_api_docs_render_with_no_network_under_the_page_csp(  # type: ignore[no-untyped-def]
+    browser, app_url: str, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page_csp = _csp_of(f"{app_url}/demo")
+    assert "script-src 'self';" in page_csp
+    assert _csp_of(f"{app_url}/docs") == _csp_of(f"{app_url}/redoc") == page_csp
+
+    browser.get(f"{app_url}/docs")
+    upload = (By.CSS_SELECTOR, ".opblock-post .opblock-summary-path[data-path='/api/v1/drawings']")
+    WebDriverWait(browser, 30).until(seen.visibility_of_element_located(upload))
+    title = browser.find_element(By.CSS_SELECTOR, ".info .title").text
+    assert title.startswith("Children's Drawing Anomaly Detection"), title
+    assert _console_errors(browser) == []
+    _screenshot(browser, tmp_path, "docs")
+
+    browser.get(f"{app_url}/redoc")
+    operation = (By.XPATH, "//h2[normalize-space()='Upload Drawing']")
+    WebDriverWait(browser, 30).until(seen.visibility_of_element_located(operation))
+    title = browser.find_element(By.TAG_NAME, "h1").text
+    assert title.startswith("Children's Drawing Anomaly Detection"), title
+    assert "/api/v1/drawings" in browser.find_element(By.TAG_NAME, "body").text
+    # ReDoc tries an inline style (its scrollbar CSS, served by /static/docs/redoc-page.css
+    # instead) and its vendor's logo from a CDN: both refused by the CSP, nothing else fails.
+    unexpected = [e for e in _console_errors(browser) if "Content Security Policy" not in e]
+    assert unexpected == []
+    _screenshot(browser, tmp_path, "redoc")

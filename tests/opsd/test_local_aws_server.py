@@ -1,13 +1,15 @@
 import json
 import os
 import socket
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from moto.iam.access_control import PermissionResult
 
 from opsd.local_aws import LOCAL_AWS_KEY, attach_running_endpoint
-from opsd.local_aws_server import bucket_permission
+from opsd.local_aws_server import bucket_permission, remembering
+from opsd.local_aws_state import StateKeeper
 from opsd.settings import Settings, load_settings
 from opsd.state import OpsState
 from opsd.storage_policy import tls_only_statement
@@ -86,3 +88,24 @@ def test_outside_local_mode_nothing_is_attached(monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setenv(f"S3_BUCKET_{kind}", f"b-{kind.lower()}")
     settings = load_settings()
     assert attach_running_endpoint(settings) is settings
+
+
+def test_the_endpoint_notes_changes_only_after_requests_that_may_change_state(
+    tmp_path: Path,
+) -> None:
+    closed: list[bool] = []
+
+    class Answer(list):  # type: ignore[type-arg]
+        def close(self) -> None:
+            closed.append(True)
+
+    def app(environ: dict, start_response: object) -> Answer:
+        return Answer([b"body"])
+
+    keeper = StateKeeper(tmp_path / "state.pickle")
+    wrapped = remembering(app, keeper)
+    assert list(wrapped({"REQUEST_METHOD": "GET"}, print)) == [b"body"]
+    assert not keeper._changed.is_set()
+    assert list(wrapped({"REQUEST_METHOD": "PUT"}, print)) == [b"body"]
+    assert keeper._changed.is_set()
+    assert closed == [True, True]

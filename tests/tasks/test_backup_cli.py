@@ -100,7 +100,7 @@ def test_backup_list_drill_and_restore_through_the_cli(
 
     in_place = tasks_cli(cli_env, "restore")
     assert in_place.returncode == 2
-    assert in_place.stderr.strip().splitlines()[-1].startswith("restore: restore in place of")
+    assert in_place.stderr.strip().splitlines()[-1].startswith("restore: in place of")
     assert in_place.stderr.strip().count("\n") == 0
     assert db.exists()
 
