@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import pytest
+from awscrt.checksums import crc64nvme
 
 import tasks.checksums as checksums
 from tasks.checksums import CopyDigests, FileDigests, path_digests
@@ -63,3 +67,43 @@ def test_a_copy_never_followed_is_hashed_at_rest(tmp_path: Path) -> None:
     path = tmp_path / "copy.db"
     path.write_bytes(os.urandom(3 * CHUNK))
     assert CopyDigests(PART).result(path) == path_digests(path, PART)
+
+
+def test_every_byte_is_read_once_for_the_sha256_and_the_part_checksums(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(11 * CHUNK + 7)
+    path = tmp_path / "copy.db"
+    path.write_bytes(data)
+    real_preadv = os.preadv
+    read: list[int] = []
+
+    def counting(fd: int, buffers: list[memoryview], offset: int) -> int:
+        count = real_preadv(fd, buffers, offset)
+        read.append(count)
+        return count
+
+    monkeypatch.setattr(checksums.os, "preadv", counting)
+    digests = path_digests(path, PART)
+    assert sum(read) == len(data)
+    assert digests.sha256 == hashlib.sha256(data).hexdigest()
+    assert digests.algorithm == "CRC64NVME" and digests.checksum_type == "FULL_OBJECT"
+    assert digests.object_crc == crc64nvme(data)
+    assert digests.part_crcs == tuple(
+        crc64nvme(data[i : i + PART]) for i in range(0, len(data), PART)
+    )
+
+
+def test_without_awscrt_the_parts_carry_crc32_and_s3s_composite_of_them(tmp_path: Path) -> None:
+    data = os.urandom(2 * PART + 3)
+    path = tmp_path / "copy.db"
+    path.write_bytes(data)
+    with path.open("rb") as handle:
+        digests = checksums.file_digests(handle.fileno(), len(data), PART, checksum=checksums.CRC32)
+    parts = [zlib.crc32(data[i : i + PART]) for i in range(0, len(data), PART)]
+    assert digests.part_crcs == tuple(parts)
+    assert digests.checksum_type == "COMPOSITE"
+    assert digests.part_checksum(2) == base64.b64encode(parts[2].to_bytes(4, "big")).decode()
+    joined = b"".join(crc.to_bytes(4, "big") for crc in parts)
+    composite = base64.b64encode(zlib.crc32(joined).to_bytes(4, "big")).decode()
+    assert digests.object_checksum() == f"{composite}-3"
