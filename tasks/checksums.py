@@ -101,44 +101,79 @@ def _already_written(end: int) -> None:
     """A file at rest: every byte is there to be read."""
 
 
+class DigestPass:
+    """The one pass of `file_digests`, a chunk at a time, so that it can change threads (and
+    descriptors, `fd`) on the way (CopyDigests): SHA-256 of the first `size` bytes of an
+    open file and the part checksum of each `part_size` slice; an empty file is one part."""
+
+    def __init__(
+        self, fd: int, size: int, part_size: int, checksum: PartChecksum | None = None
+    ) -> None:
+        self.fd = fd
+        self._size = size
+        self._part_size = part_size
+        self._checksum = checksum or part_checksum()
+        self._whole = hashlib.sha256()
+        self._buffer = memoryview(bytearray(min(READ_CHUNK, max(size, 1))))
+        self._offset = 0
+        self._crc = 0
+        self._crcs: list[int] = []
+        self._object_crc: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return len(self._crcs) == max(-(-self._size // self._part_size), 1)
+
+    def step(self, written: Callable[[int], None] = _already_written) -> None:
+        """Hash the next chunk (never across a part's end); `written(end)` returns once the
+        file holds its first `end` bytes. Positional reads: the descriptor's own position
+        is left alone."""
+        part_start = len(self._crcs) * self._part_size
+        part_end = min(part_start + self._part_size, self._size)
+        if self._offset < part_end:
+            wanted = min(len(self._buffer), part_end - self._offset)
+            written(self._offset + wanted)
+            count = os.preadv(self.fd, [self._buffer[:wanted]], self._offset)
+            if not count:
+                raise OSError(f"file ended at byte {self._offset} of {self._size} while hashed")
+            chunk = self._buffer[:count]
+            self._whole.update(chunk)
+            self._crc = self._checksum.update(chunk, self._crc)
+            self._offset += count
+        if self._offset >= part_end:
+            self._end_part(part_end - part_start)
+
+    def _end_part(self, length: int) -> None:
+        crc, self._crc = self._crc, 0
+        self._crcs.append(crc)
+        if self._checksum.combine is not None:
+            self._object_crc = (
+                crc
+                if self._object_crc is None
+                else self._checksum.combine(self._object_crc, crc, length)
+            )
+
+    def digests(self) -> FileDigests:
+        assert self.done, "digests asked before the pass ended"
+        return FileDigests(
+            self._whole.hexdigest(),
+            self._size,
+            self._part_size,
+            self._checksum.algorithm,
+            tuple(self._crcs),
+            self._object_crc,
+        )
+
+
 def file_digests(
-    fd: int,
-    size: int,
-    part_size: int,
-    written: Callable[[int], None] = _already_written,
-    checksum: PartChecksum | None = None,
+    fd: int, size: int, part_size: int, checksum: PartChecksum | None = None
 ) -> FileDigests:
     """SHA-256 of the first `size` bytes of an open file and the part checksum of each
-    `part_size` slice of them, every byte read once (positional reads: the descriptor's
-    position is left alone); an empty file is one empty part. `written(end)` returns once
-    the file holds its first `end` bytes."""
-    checksum = checksum or part_checksum()
-    whole = hashlib.sha256()
-    buffer = memoryview(bytearray(min(READ_CHUNK, max(size, 1))))
-    crcs: list[int] = []
-    object_crc: int | None = None
-    for start in range(0, max(size, 1), part_size):
-        end = min(start + part_size, size)
-        crc = 0
-        offset = start
-        while offset < end:
-            wanted = min(len(buffer), end - offset)
-            written(offset + wanted)
-            count = os.preadv(fd, [buffer[:wanted]], offset)
-            if not count:
-                raise OSError(f"file ended at byte {offset} of {size} while it was hashed")
-            chunk = buffer[:count]
-            whole.update(chunk)
-            crc = checksum.update(chunk, crc)
-            offset += count
-        crcs.append(crc)
-        if checksum.combine is not None:
-            object_crc = (
-                crc if object_crc is None else checksum.combine(object_crc, crc, end - start)
-            )
-    return FileDigests(
-        whole.hexdigest(), size, part_size, checksum.algorithm, tuple(crcs), object_crc
-    )
+    `part_size` slice of them, every byte read once."""
+    digest = DigestPass(fd, size, part_size, checksum)
+    while not digest.done:
+        digest.step()
+    return digest.digests()
 
 
 def path_digests(path: Path, wanted_part_size: int) -> FileDigests:
@@ -155,23 +190,28 @@ def file_sha256(path: Path) -> str:
 
 class CopyDigests:
     """The FileDigests of a file hashed while it is being copied (tasks.snapshot calls the
-    copy_* methods): the hashing reads only bytes already written, so it ends soon after
-    the copy, and runs at a lower priority, so that the copy, which holds the database's
-    read lock, keeps its core and the app's writers wait no longer."""
+    copy_* methods): the hashing reads only bytes already written, at a lower priority
+    while the copy runs, so that the copy, which holds the database's read lock, keeps its
+    core and the app's writers wait no longer; what is left once the copy is whole is
+    hashed by `result()` at its caller's priority (a niced thread cannot be raised again,
+    and on a busy host it would crawl)."""
 
     def __init__(self, wanted_part_size: int) -> None:
         self._wanted_part_size = wanted_part_size
         self._progress = threading.Condition()
+        self._size = 0
         self._written = 0
         self._ended = False
         self._thread: threading.Thread | None = None
-        self._digests: FileDigests | None = None
+        self._pass: DigestPass | None = None
         self._error: BaseException | None = None
 
     def copy_started(self, path: Path, size: int) -> None:
+        self._size = size
         fd = os.open(path, os.O_RDONLY)
+        self._pass = DigestPass(fd, size, part_size_for(size, self._wanted_part_size))
         self._thread = threading.Thread(
-            target=self._hash, args=(fd, size), name="copy-sha256", daemon=True
+            target=self._hash, args=(fd,), name="copy-sha256", daemon=True
         )
         self._thread.start()
 
@@ -189,19 +229,29 @@ class CopyDigests:
     def result(self, path: Path) -> FileDigests:
         """The digests of the copy `path`; hashed now if the copy was not followed (a WAL
         database is copied page by page by SQLite's backup API)."""
-        if self._thread is None:
+        if self._thread is None or self._pass is None:
             return path_digests(path, self._wanted_part_size)
         self._thread.join()
-        if self._digests is None:
+        if self._error is not None:
             raise OSError(f"hashing {path} failed: {self._error}") from self._error
-        return self._digests
+        if not self._pass.done:
+            with path.open("rb", buffering=0) as handle:
+                self._pass.fd = handle.fileno()
+                try:
+                    while not self._pass.done:
+                        self._pass.step()
+                except OSError as exc:
+                    raise OSError(f"hashing {path} failed: {exc}") from exc
+        return self._pass.digests()
 
-    def _hash(self, fd: int, size: int) -> None:
+    def _hash(self, fd: int) -> None:
+        assert self._pass is not None
         if sys.platform == "linux":  # per thread there
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         try:
-            part_size = part_size_for(size, self._wanted_part_size)
-            self._digests = file_digests(fd, size, part_size, self._wait_for)
+            # A copy that ended short is hashed on until the read past its end fails.
+            while not self._pass.done and not (self._ended and self._written >= self._size):
+                self._pass.step(self._wait_for)
         except BaseException as exc:
             self._error = exc
         finally:

@@ -5,6 +5,7 @@ import errno
 import hashlib
 import json
 import os
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -395,3 +396,30 @@ def test_verification_after_upload_reports_every_difference() -> None:
         "S3 checksum AAAAAAAAAAA= != AAAAAAAAAAc=" in message
         and "encryption aws:kms != AES256" in message
     )
+
+
+def _swap_index_column(path: Path) -> None:
+    """An index whose entries no longer match its rows: a fault only the full
+    integrity_check sees (quick_check does not match index entries to rows)."""
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE INDEX analyses_by_score ON analyses (anomaly_score)")
+    conn.commit()
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute(
+        "UPDATE sqlite_master SET sql = 'CREATE INDEX analyses_by_score ON analyses (created_at)'"
+        " WHERE name = 'analyses_by_score'"
+    )
+    conn.commit()
+    conn.close()
+
+
+def test_a_fault_quick_check_lets_through_is_caught_by_the_drill_of_that_backup(
+    make_ctx: Any, app_db: Path
+) -> None:
+    _swap_index_column(app_db)
+    backup = run_task(make_ctx("backup"))
+    assert backup.status is Status.OK, backup.message
+    drill = run_task(make_ctx("verify-backup"))
+    assert drill.status is Status.VIOLATION and drill.exit_code == 3
+    assert drill.details["key"] == backup.details["key"]
+    assert "integrity check failed: row 1 missing from index analyses_by_score" in drill.message
