@@ -29,7 +29,8 @@ def test_tiny_run_exits_zero_and_prints_ratios_to_the_floor(tmp_path: Path) -> N
     assert re.search(r"upload as is \(aws s3 cp\): floor .* 1\.00×", done.stdout)
     assert re.search(r"upload as is, SHA-256 checksum .* \d\.\d\d×", done.stdout)
     assert re.search(r"one streaming GET \+ integrity_check: floor .* 1\.00×", done.stdout)
-    backup_restore, _, backup_cost = done.stdout.partition("== backup-cost ==")
+    sections = dict(re.findall(r"^== (\S+) ==\n(.*?)(?=^== |\Z)", done.stdout, re.M | re.S))
+    backup_restore, backup_cost = sections["backup-restore"], sections["backup-cost"]
     ours_rows = [line for line in backup_restore.splitlines() if re.match(r"\S+\s+ours\s", line)]
     expected = sum(ours_available(task) for task in ("backup", "restore"))
     assert len(ours_rows) == expected, done.stdout
