@@ -56,28 +56,39 @@ class BenchReport:
 
 @dataclass(frozen=True)
 class ProcessRun:
-    """One contender run in its own child process."""
+    """One contender run in its own child process (CPU: user + system of its tree)."""
 
     wall_s: float
     peak_rss_bytes: int
     output: str
+    cpu_s: float = 0.0
 
 
 @dataclass(frozen=True)
 class Summary:
-    """The runs of one contender: median wall time, spread, largest peak RSS."""
+    """The runs of one contender: median wall time and CPU, spread, largest peak RSS."""
 
     name: str
     walls: list[float]
     peak_rss_bytes: int
+    cpus: list[float] = field(default_factory=list)
 
     @property
     def median_s(self) -> float:
         return statistics.median(self.walls)
 
+    @property
+    def median_cpu_s(self) -> float:
+        return statistics.median(self.cpus) if self.cpus else 0.0
+
     @classmethod
     def of(cls, name: str, runs: Sequence[ProcessRun]) -> Summary:
-        return cls(name, [run.wall_s for run in runs], max(run.peak_rss_bytes for run in runs))
+        return cls(
+            name,
+            [run.wall_s for run in runs],
+            max(run.peak_rss_bytes for run in runs),
+            [run.cpu_s for run in runs],
+        )
 
 
 MEASURE_SCRIPT = Path(__file__).resolve().with_name("measure.py")
@@ -89,17 +100,20 @@ def run_measured(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     log_path: Path,
+    cgroups: Sequence[Path] = (),
 ) -> ProcessRun:
-    """Run `command` in a fresh child; its wall time and the peak RSS of its process tree,
-    also printed to stderr as progress.
+    """Run `command` in a fresh child; its wall time, CPU seconds and the peak RSS of its
+    process tree, also printed to stderr as progress.
 
     The command runs under `measure.py`, a launcher small enough not to inflate the peak
-    RSS its child inherits. Output goes to `log_path`; a non-zero exit raises with its tail.
+    RSS its child inherits; with `cgroups`, the command (not the launcher) runs in those
+    cgroup v1 directories. Output goes to `log_path`; a non-zero exit raises with its tail.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     figures_path = log_path.with_suffix(".measure.json")
     figures_path.unlink(missing_ok=True)
-    launcher = [sys.executable, "-I", str(MEASURE_SCRIPT), str(figures_path), *command]
+    joins = [arg for directory in cgroups for arg in ("--cgroup", str(directory))]
+    launcher = [sys.executable, "-I", str(MEASURE_SCRIPT), *joins, str(figures_path), *command]
     # Untimed: the previous contender's dirty pages would otherwise be written back during
     # this one's run, and charged to whichever contender fsyncs first.
     os.sync()
@@ -114,9 +128,16 @@ def run_measured(
     figures = json.loads(figures_path.read_text())
     # Progress: a full run takes many minutes, its tables come at the end.
     where = f"{log_path.parent.parent.name}/{log_path.stem}"
-    print(f"  {where}: {figures['wall_s']:.2f} s", file=sys.stderr, flush=True)
+    print(
+        f"  {where}: {figures['wall_s']:.2f} s, {figures['cpu_s']:.2f} CPU s",
+        file=sys.stderr,
+        flush=True,
+    )
     return ProcessRun(
-        wall_s=figures["wall_s"], peak_rss_bytes=figures["peak_rss_kib"] * 1024, output=output
+        wall_s=figures["wall_s"],
+        peak_rss_bytes=figures["peak_rss_kib"] * 1024,
+        output=output,
+        cpu_s=figures["cpu_s"],
     )
 
 

@@ -41,16 +41,13 @@ def measure_writer_latency(
 ) -> list[WriterLatency]:
     """The writer alone for `idle_s`, then the writer while `during()` runs."""
     work.mkdir(parents=True, exist_ok=True)
-    idle = _with_writer(
-        database, work / "idle.json", "idle (no backup)", lambda: time.sleep(idle_s)
-    )
-    busy = _with_writer(database, work / "during.json", "during our backup", during)
+    idle = with_writer(database, work / "idle.json", "idle (no backup)", lambda: time.sleep(idle_s))
+    busy = with_writer(database, work / "during.json", "during our backup", during)
     return [idle, busy]
 
 
-def _with_writer(
-    database: Path, out: Path, phase: str, action: Callable[[], None]
-) -> WriterLatency:
+def with_writer(database: Path, out: Path, phase: str, action: Callable[[], None]) -> WriterLatency:
+    """The writer's commit latencies while `action()` runs (and a moment either side)."""
     # Earlier contenders leave gigabytes of dirty pages; their writeback would slow the
     # writer's fsyncs in whichever phase came first.
     os.sync()

@@ -125,7 +125,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
             return TaskResult(
                 TASK, Status.SKIPPED, f"{key} already exists: backup of this minute done", where
             )
-        details["checksum_sha256"] = verify_uploaded(s3, bucket, key, digests)
+        details[f"checksum_{digests.algorithm.lower()}"] = verify_uploaded(s3, bucket, key, digests)
     finally:
         if integrity is not None:
             integrity.cancel()
@@ -178,7 +178,8 @@ def _metadata(
 
 
 def verify_uploaded(s3: Any, bucket: str, key: str, digests: FileDigests) -> str | None:
-    """HEAD the new object: size, our sha256, S3's own composite SHA-256 and encryption."""
+    """HEAD the new object: size, our sha256, S3's own checksum of the bytes it stored
+    (against the one computed from the snapshot) and encryption."""
     head = head_backup(s3, bucket, key)
     if head is None:
         raise TaskError(f"verify {key}: object not found after upload")
@@ -187,9 +188,11 @@ def verify_uploaded(s3: Any, bucket: str, key: str, digests: FileDigests) -> str
         problems.append(f"size {head.get('ContentLength')} != {digests.size}")
     if head.get("Metadata", {}).get("sha256") != digests.sha256:
         problems.append("sha256 metadata differs")
-    remote = head.get("ChecksumSHA256")
-    if remote is not None and not same_composite(remote, digests.composite_checksum()):
-        problems.append(f"S3 checksum {remote} != {digests.composite_checksum()}")
+    remote = head.get(f"Checksum{digests.algorithm}")
+    if remote is None:
+        problems.append(f"S3 reports no {digests.algorithm} checksum")
+    elif not same_composite(remote, digests.object_checksum()):
+        problems.append(f"S3 checksum {remote} != {digests.object_checksum()}")
     if head.get("ServerSideEncryption") != "AES256":
         problems.append(f"encryption {head.get('ServerSideEncryption')} != AES256")
     if problems:
@@ -198,7 +201,7 @@ def verify_uploaded(s3: Any, bucket: str, key: str, digests: FileDigests) -> str
 
 
 def same_composite(remote: str, ours: str) -> bool:
-    """S3 writes a multipart SHA-256 as 'digest-N'; some endpoints (moto) leave out '-N'."""
+    """S3 writes a COMPOSITE checksum as 'digest-N'; some endpoints (moto) leave out '-N'."""
     remote_digest, _, remote_parts = remote.partition("-")
     our_digest, _, our_parts = ours.partition("-")
     return remote_digest == our_digest and remote_parts in ("", our_parts)
@@ -208,7 +211,8 @@ def _plan(bucket: str, key: str, digests: FileDigests, metadata: dict[str, str])
     lines = [
         f"would upload s3://{bucket}/{key}",
         f"  bytes        {digests.size} in {digests.part_count} part(s) of {digests.part_size}",
-        "  encryption   AES256, SHA-256 checksum per part, written once (If-None-Match: *)",
+        f"  encryption   AES256, {digests.algorithm} checksum per part and of the object "
+        f"({digests.checksum_type}), written once (If-None-Match: *)",
         *(f"  {name:<16} {value}" for name, value in metadata.items()),
     ]
     return "\n".join(lines)

@@ -1,4 +1,11 @@
-"""SHA-256 of a file, of its upload parts, and S3's composite checksum of those parts."""
+"""One pass over a file's bytes: its SHA-256, and the S3 checksum of each upload part.
+
+The SHA-256 goes into the backup's metadata, where restore and the drill check it. The
+part checksums are of S3's CRC family, which S3 verifies on every part and combines into
+the object's own checksum: CRC64NVME (hardware-accelerated, by awscrt, the `crt` extra of
+botocore) where awscrt is installed, else CRC32 (zlib). Each chunk is read once and fed to
+both; a CRC costs a fraction of a SHA-256.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,8 @@ import hashlib
 import os
 import sys
 import threading
+import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,24 +23,69 @@ READ_CHUNK = 4 << 20
 
 
 @dataclass(frozen=True)
+class PartChecksum:
+    """An S3 checksum algorithm: how a chunk updates it and, where the library can, how the
+    values of two adjacent ranges combine into the value of both (S3's FULL_OBJECT type)."""
+
+    algorithm: str
+    width: int
+    update: Callable[[memoryview, int], int]
+    combine: Callable[[int, int, int], int] | None = None
+
+
+CRC32 = PartChecksum("CRC32", 4, zlib.crc32)
+
+
+def crc64nvme() -> PartChecksum | None:
+    """CRC64NVME by awscrt, where it is installed."""
+    try:
+        from awscrt import checksums
+    except ImportError:
+        return None
+    return PartChecksum("CRC64NVME", 8, checksums.crc64nvme, checksums.combine_crc64nvme)
+
+
+def part_checksum() -> PartChecksum:
+    """The part checksum backups use: CRC64NVME where awscrt is installed, else CRC32."""
+    return crc64nvme() or CRC32
+
+
+@dataclass(frozen=True)
 class FileDigests:
     sha256: str
     size: int
     part_size: int
-    part_sha256: tuple[bytes, ...]
+    algorithm: str
+    part_crcs: tuple[int, ...]
+    # The whole file's CRC (S3's FULL_OBJECT checksum) where the parts' values combine.
+    object_crc: int | None = None
 
     @property
     def part_count(self) -> int:
-        return len(self.part_sha256)
+        return len(self.part_crcs)
+
+    @property
+    def checksum_type(self) -> str:
+        return "COMPOSITE" if self.object_crc is None else "FULL_OBJECT"
 
     def part_checksum(self, index: int) -> str:
-        """Base64 SHA-256 of part `index` (0-based), as S3's x-amz-checksum-sha256 wants it."""
-        return base64.b64encode(self.part_sha256[index]).decode()
+        """Base64 checksum of part `index` (0-based), as S3's x-amz-checksum-* wants it."""
+        return self._encode(self.part_crcs[index])
 
-    def composite_checksum(self) -> str:
-        """S3's checksum of a multipart object: SHA-256 of the part digests, '-N' parts."""
-        combined = hashlib.sha256(b"".join(self.part_sha256)).digest()
-        return f"{base64.b64encode(combined).decode()}-{self.part_count}"
+    def object_checksum(self) -> str:
+        """What S3 reports for the whole object: the file's CRC (FULL_OBJECT), or the CRC of
+        the parts' checksums followed by '-N' parts (COMPOSITE)."""
+        if self.object_crc is not None:
+            return self._encode(self.object_crc)
+        width = _WIDTHS[self.algorithm]
+        joined = b"".join(crc.to_bytes(width, "big") for crc in self.part_crcs)
+        return f"{self._encode(zlib.crc32(joined))}-{self.part_count}"
+
+    def _encode(self, crc: int) -> str:
+        return base64.b64encode(crc.to_bytes(_WIDTHS[self.algorithm], "big")).decode()
+
+
+_WIDTHS = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8}
 
 
 def part_size_for(size: int, wanted: int, max_parts: int = 10_000) -> int:
@@ -49,16 +101,79 @@ def _already_written(end: int) -> None:
     """A file at rest: every byte is there to be read."""
 
 
+class DigestPass:
+    """The one pass of `file_digests`, a chunk at a time, so that it can change threads (and
+    descriptors, `fd`) on the way (CopyDigests): SHA-256 of the first `size` bytes of an
+    open file and the part checksum of each `part_size` slice; an empty file is one part."""
+
+    def __init__(
+        self, fd: int, size: int, part_size: int, checksum: PartChecksum | None = None
+    ) -> None:
+        self.fd = fd
+        self._size = size
+        self._part_size = part_size
+        self._checksum = checksum or part_checksum()
+        self._whole = hashlib.sha256()
+        self._buffer = memoryview(bytearray(min(READ_CHUNK, max(size, 1))))
+        self._offset = 0
+        self._crc = 0
+        self._crcs: list[int] = []
+        self._object_crc: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return len(self._crcs) == max(-(-self._size // self._part_size), 1)
+
+    def step(self, written: Callable[[int], None] = _already_written) -> None:
+        """Hash the next chunk (never across a part's end); `written(end)` returns once the
+        file holds its first `end` bytes. Positional reads: the descriptor's own position
+        is left alone."""
+        part_start = len(self._crcs) * self._part_size
+        part_end = min(part_start + self._part_size, self._size)
+        if self._offset < part_end:
+            wanted = min(len(self._buffer), part_end - self._offset)
+            written(self._offset + wanted)
+            count = os.preadv(self.fd, [self._buffer[:wanted]], self._offset)
+            if not count:
+                raise OSError(f"file ended at byte {self._offset} of {self._size} while hashed")
+            chunk = self._buffer[:count]
+            self._whole.update(chunk)
+            self._crc = self._checksum.update(chunk, self._crc)
+            self._offset += count
+        if self._offset >= part_end:
+            self._end_part(part_end - part_start)
+
+    def _end_part(self, length: int) -> None:
+        crc, self._crc = self._crc, 0
+        self._crcs.append(crc)
+        if self._checksum.combine is not None:
+            self._object_crc = (
+                crc
+                if self._object_crc is None
+                else self._checksum.combine(self._object_crc, crc, length)
+            )
+
+    def digests(self) -> FileDigests:
+        assert self.done, "digests asked before the pass ended"
+        return FileDigests(
+            self._whole.hexdigest(),
+            self._size,
+            self._part_size,
+            self._checksum.algorithm,
+            tuple(self._crcs),
+            self._object_crc,
+        )
+
+
 def file_digests(
-    fd: int, size: int, part_size: int, written: Callable[[int], None] = _already_written
+    fd: int, size: int, part_size: int, checksum: PartChecksum | None = None
 ) -> FileDigests:
-    """SHA-256 of the first `size` bytes of an open file and of each `part_size` slice of
-    them, side by side in two threads (hashlib releases the GIL); an empty file is one
-    empty part. `written(end)` returns once the file holds its first `end` bytes."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-sha256") as pool:
-        parts = pool.submit(_part_digests, fd, size, part_size, written)
-        whole = descriptor_sha256(fd, 0, size, written=written)
-        return FileDigests(whole.hex(), size, part_size, parts.result())
+    """SHA-256 of the first `size` bytes of an open file and the part checksum of each
+    `part_size` slice of them, every byte read once."""
+    digest = DigestPass(fd, size, part_size, checksum)
+    while not digest.done:
+        digest.step()
+    return digest.digests()
 
 
 def path_digests(path: Path, wanted_part_size: int) -> FileDigests:
@@ -68,67 +183,35 @@ def path_digests(path: Path, wanted_part_size: int) -> FileDigests:
         return file_digests(handle.fileno(), size, part_size_for(size, wanted_part_size))
 
 
-def _part_digests(
-    fd: int, size: int, part_size: int, written: Callable[[int], None]
-) -> tuple[bytes, ...]:
-    buffer = _read_buffer(part_size)
-    return tuple(
-        descriptor_sha256(fd, offset, min(part_size, size - offset), buffer, written)
-        for offset in range(0, max(size, 1), part_size)
-    )
-
-
 def file_sha256(path: Path) -> str:
     with path.open("rb", buffering=0) as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def descriptor_sha256(
-    fd: int,
-    offset: int,
-    length: int,
-    buffer: memoryview | None = None,
-    written: Callable[[int], None] = _already_written,
-) -> bytes:
-    """SHA-256 of `length` bytes from `offset` of an open file, read with positional reads
-    (the descriptor's own position is left alone) into `buffer`, reused across calls."""
-    buffer = buffer if buffer is not None else _read_buffer(length)
-    digest = hashlib.sha256()
-    end = offset + length
-    while offset < end:
-        wanted = min(len(buffer), end - offset)
-        written(offset + wanted)
-        count = os.preadv(fd, [buffer[:wanted]], offset)
-        if not count:
-            raise OSError(f"file ended at byte {offset} of {end} while it was hashed")
-        digest.update(buffer[:count])
-        offset += count
-    return digest.digest()
-
-
-def _read_buffer(length: int) -> memoryview:
-    return memoryview(bytearray(min(READ_CHUNK, max(length, 1))))
-
-
 class CopyDigests:
     """The FileDigests of a file hashed while it is being copied (tasks.snapshot calls the
-    copy_* methods): the hashing reads only bytes already written, so it ends soon after
-    the copy, and runs at a lower priority, so that the copy, which holds the database's
-    read lock, keeps its core and the app's writers wait no longer."""
+    copy_* methods): the hashing reads only bytes already written, at a lower priority
+    while the copy runs, so that the copy, which holds the database's read lock, keeps its
+    core and the app's writers wait no longer; what is left once the copy is whole is
+    hashed by `result()` at its caller's priority (a niced thread cannot be raised again,
+    and on a busy host it would crawl)."""
 
     def __init__(self, wanted_part_size: int) -> None:
         self._wanted_part_size = wanted_part_size
         self._progress = threading.Condition()
+        self._size = 0
         self._written = 0
         self._ended = False
         self._thread: threading.Thread | None = None
-        self._digests: FileDigests | None = None
+        self._pass: DigestPass | None = None
         self._error: BaseException | None = None
 
     def copy_started(self, path: Path, size: int) -> None:
+        self._size = size
         fd = os.open(path, os.O_RDONLY)
+        self._pass = DigestPass(fd, size, part_size_for(size, self._wanted_part_size))
         self._thread = threading.Thread(
-            target=self._hash, args=(fd, size), name="copy-sha256", daemon=True
+            target=self._hash, args=(fd,), name="copy-sha256", daemon=True
         )
         self._thread.start()
 
@@ -146,19 +229,29 @@ class CopyDigests:
     def result(self, path: Path) -> FileDigests:
         """The digests of the copy `path`; hashed now if the copy was not followed (a WAL
         database is copied page by page by SQLite's backup API)."""
-        if self._thread is None:
+        if self._thread is None or self._pass is None:
             return path_digests(path, self._wanted_part_size)
         self._thread.join()
-        if self._digests is None:
+        if self._error is not None:
             raise OSError(f"hashing {path} failed: {self._error}") from self._error
-        return self._digests
+        if not self._pass.done:
+            with path.open("rb", buffering=0) as handle:
+                self._pass.fd = handle.fileno()
+                try:
+                    while not self._pass.done:
+                        self._pass.step()
+                except OSError as exc:
+                    raise OSError(f"hashing {path} failed: {exc}") from exc
+        return self._pass.digests()
 
-    def _hash(self, fd: int, size: int) -> None:
-        if sys.platform == "linux":  # per thread there; inherited by the part thread
+    def _hash(self, fd: int) -> None:
+        assert self._pass is not None
+        if sys.platform == "linux":  # per thread there
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         try:
-            part_size = part_size_for(size, self._wanted_part_size)
-            self._digests = file_digests(fd, size, part_size, self._wait_for)
+            # A copy that ended short is hashed on until the read past its end fails.
+            while not self._pass.done and not (self._ended and self._written >= self._size):
+                self._pass.step(self._wait_for)
         except BaseException as exc:
             self._error = exc
         finally:

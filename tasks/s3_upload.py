@@ -1,8 +1,11 @@
 """The write-once upload of a backup: a low-level multipart upload, streamed from disk.
 
-boto3's managed transfer refuses IfNoneMatch, so parts go up one by one with their SHA-256
-and the object only comes into being at `complete_multipart_upload(IfNoneMatch="*")`. On
-any failure, SIGTERM included, the multipart upload is aborted: no object, no stray parts.
+boto3's managed transfer refuses IfNoneMatch, so parts go up one by one, each with the
+checksum computed from the snapshot when it was taken (tasks.checksums), which S3 verifies
+before it accepts the part; the object only comes into being at
+`complete_multipart_upload(IfNoneMatch="*")`, which also carries the whole file's checksum
+where the algorithm allows (FULL_OBJECT). On any failure, SIGTERM included, the multipart
+upload is aborted: no object, no stray parts.
 """
 
 from __future__ import annotations
@@ -96,7 +99,8 @@ def upload_once(
             Metadata=dict(metadata),
             ContentType=CONTENT_TYPE,
             ServerSideEncryption="AES256",
-            ChecksumAlgorithm="SHA256",
+            ChecksumAlgorithm=digests.algorithm,
+            ChecksumType=digests.checksum_type,
         )
     except Exception as exc:
         raise TaskError(describe_aws_error(f"upload {key}", exc)) from exc
@@ -106,13 +110,19 @@ def upload_once(
         parts = _upload_parts(s3, bucket, key, upload_id, path, digests, concurrency, check_stop)
         check_stop()
         before_complete()
+        whole = {}
+        if digests.checksum_type == "FULL_OBJECT":
+            whole = {f"Checksum{digests.algorithm}": digests.object_checksum()}
         try:
             s3.complete_multipart_upload(
                 Bucket=bucket,
                 Key=key,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
+                ChecksumType=digests.checksum_type,
+                MpuObjectSize=digests.size,
                 IfNoneMatch="*",
+                **whole,
             )
         except Exception as exc:
             if error_code(exc) in PRECONDITION_FAILED:
@@ -141,7 +151,7 @@ def _upload_parts(
             raise TaskError(f"upload {key}: cancelled")
         offset = index * digests.part_size
         length = min(digests.part_size, digests.size - offset)
-        checksum = digests.part_checksum(index)
+        checksum = {f"Checksum{digests.algorithm}": digests.part_checksum(index)}
         with FileSlice(path, offset, length) as body:
             try:
                 response = s3.upload_part(
@@ -151,13 +161,13 @@ def _upload_parts(
                     PartNumber=index + 1,
                     Body=body,
                     ContentLength=length,
-                    ChecksumAlgorithm="SHA256",
-                    ChecksumSHA256=checksum,
+                    ChecksumAlgorithm=digests.algorithm,
+                    **checksum,
                 )
             except Exception as exc:
                 action = f"upload {key} part {index + 1}/{digests.part_count}"
                 raise TaskError(describe_aws_error(action, exc)) from exc
-        return {"PartNumber": index + 1, "ETag": response["ETag"], "ChecksumSHA256": checksum}
+        return {"PartNumber": index + 1, "ETag": response["ETag"], **checksum}
 
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="upload-part")
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import cgroup_limits
 from benchmarks.contenders import ours_available
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -21,17 +22,27 @@ def test_tiny_run_exits_zero_and_prints_ratios_to_the_floor(tmp_path: Path) -> N
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
     )
 
     assert done.returncode == 0, done.stderr[-2000:]
     assert re.search(r"upload as is \(aws s3 cp\): floor .* 1\.00×", done.stdout)
     assert re.search(r"upload as is, SHA-256 checksum .* \d\.\d\d×", done.stdout)
     assert re.search(r"one streaming GET \+ integrity_check: floor .* 1\.00×", done.stdout)
-    ours_rows = [line for line in done.stdout.splitlines() if re.match(r"\S+\s+ours\s", line)]
+    sections = dict(re.findall(r"^== (\S+) ==\n(.*?)(?=^== |\Z)", done.stdout, re.M | re.S))
+    backup_restore, backup_cost = sections["backup-restore"], sections["backup-cost"]
+    ours_rows = [line for line in backup_restore.splitlines() if re.match(r"\S+\s+ours\s", line)]
     expected = sum(ours_available(task) for task in ("backup", "restore"))
     assert len(ours_rows) == expected, done.stdout
     assert all(re.search(r"\d+\.\d\d×", row) for row in ours_rows)
+    assert re.search(r"naive: sqlite3 \.backup \+ aws s3 cp .* 1\.00×\s+1\.00×", backup_cost)
+    assert re.search(r"ours .* \d\.\d\d×\s+\d\.\d\d×", backup_cost)
+    if cgroup_limits.unavailable_reason() is None:
+        assert "Backup at 0.25 CPU and 512 MB" in backup_cost
+        assert re.search(r"during ours .* done in", backup_cost)
+    else:
+        assert "limits not measured:" in backup_cost
+    assert "CRC64NVME (awscrt)" in backup_cost
     if ours_available("backup"):
         assert "during our backup" in done.stdout
         assert re.search(r"ours against the upload with the same S3 checksum .*\d×", done.stdout)

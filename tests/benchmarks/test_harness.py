@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import cgroup_limits
 from benchmarks.app_database import format_size, generate_app_database, parse_size
 from benchmarks.harness import BenchmarkError, percentile, run_measured
 from opsd.database import connect, integrity_errors, table_row_counts
@@ -50,7 +51,34 @@ def test_each_measured_run_is_reported_as_it_ends(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = run_measured([sys.executable, "-c", "pass"], log_path=tmp_path / "logs" / "ours-2.log")
-    assert capsys.readouterr().err == f"  {tmp_path.name}/ours-2: {run.wall_s:.2f} s\n"
+    expected = f"  {tmp_path.name}/ours-2: {run.wall_s:.2f} s, {run.cpu_s:.2f} CPU s\n"
+    assert capsys.readouterr().err == expected
+
+
+def test_measured_run_counts_the_cpu_seconds_of_the_whole_tree(tmp_path: Path) -> None:
+    spin = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    child = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {spin!r}])"
+    run = run_measured([sys.executable, "-c", child], log_path=tmp_path / "spin.log")
+    assert run.cpu_s >= 0.3  # the grandchild's spinning included
+
+
+@pytest.mark.skipif(
+    cgroup_limits.unavailable_reason() is not None,
+    reason=f"no writable cgroup v1 here: {cgroup_limits.unavailable_reason()}",
+)
+def test_a_run_in_a_limited_cgroup_is_held_to_its_cpu_quota_and_the_cgroup_goes_away(
+    tmp_path: Path,
+) -> None:
+    spin = "import time\nend = time.process_time() + 0.2\nwhile time.process_time() < end: pass"
+    with cgroup_limits.limited_cgroup() as cgroup:
+        run = run_measured(
+            [sys.executable, "-c", spin], log_path=tmp_path / "spin.log", cgroups=cgroup.directories
+        )
+        figures = cgroup.figures()
+        directories = cgroup.directories
+    assert run.wall_s >= 2 * run.cpu_s  # 0.25 of a CPU at most, less its first period
+    assert figures.throttled_s > 0 and figures.memory_peak_bytes > 0
+    assert not any(directory.exists() for directory in directories)
 
 
 def test_a_failing_command_raises_with_its_output(tmp_path: Path) -> None:

@@ -5,11 +5,13 @@ import errno
 import hashlib
 import json
 import os
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from awscrt import checksums
 from botocore.exceptions import EndpointConnectionError
 
 import tasks.snapshot as snapshot_module
@@ -17,6 +19,7 @@ from opsd.results import Status, TaskError
 from opsd.settings import Settings
 from tasks import backup as backup_task
 from tasks.checksums import FileDigests
+from tasks.s3_upload import FileSlice
 from tests.tasks.backup_helpers import (
     add_bulk,
     bucket_keys,
@@ -72,21 +75,109 @@ def test_backup_publishes_size_and_duration(make_ctx: Any, app_db: Path) -> None
     assert {"BackupSizeBytes", "BackupDurationSeconds"} <= names
 
 
-def test_multipart_backup_carries_the_composite_sha256(
+def _sent_checksums(s3: Any) -> dict[str, list[dict[str, str]]]:
+    """The x-amz-checksum-* headers of every request sent, by operation."""
+    sent: dict[str, list[dict[str, str]]] = {}
+
+    def record(request: Any, **kwargs: Any) -> None:
+        headers = {
+            name.lower(): value.decode() if isinstance(value, bytes) else value
+            for name, value in request.headers.items()
+            if name.lower().startswith("x-amz-checksum-")
+        }
+        sent.setdefault(kwargs["event_name"].rsplit(".", 1)[-1], []).append(headers)
+
+    s3.meta.events.register("before-send.s3.*", record)
+    return sent
+
+
+def _crc64nvme(data: bytes) -> str:
+    return base64.b64encode(checksums.crc64nvme(data).to_bytes(8, "big")).decode()
+
+
+def test_every_part_and_the_object_carry_the_crc64nvme_of_the_snapshots_bytes(
     make_ctx: Any, app_db: Path, settings: Settings
 ) -> None:
     add_bulk(app_db, 12)
     settings.backup_part_size_mb = 5
     ctx = make_ctx("backup")
+    s3 = ctx.clients("s3")
+    sent = _sent_checksums(s3)
     result = run_task(ctx)
     assert result.status is Status.OK, result.message
     assert "4 parts" in result.message
     key = result.details["key"]
-    s3 = ctx.clients("s3")
     data = s3.get_object(Bucket=settings.s3_bucket_backups, Key=key)["Body"].read()
-    parts = [hashlib.sha256(data[i : i + (5 << 20)]).digest() for i in range(0, len(data), 5 << 20)]
-    composite = base64.b64encode(hashlib.sha256(b"".join(parts)).digest()).decode()
-    assert result.details["checksum_sha256"].partition("-")[0] == composite
+    part = 5 << 20
+    expected = [_crc64nvme(data[i : i + part]) for i in range(0, len(data), part)]
+    assert sorted(h["x-amz-checksum-crc64nvme"] for h in sent["UploadPart"]) == sorted(expected)
+    assert sent["CompleteMultipartUpload"] == [
+        {"x-amz-checksum-crc64nvme": _crc64nvme(data), "x-amz-checksum-type": "FULL_OBJECT"}
+    ]
+    assert result.details["checksum_crc64nvme"] == _crc64nvme(data)
+    head = s3.head_object(Bucket=settings.s3_bucket_backups, Key=key, ChecksumMode="ENABLED")
+    assert head["ChecksumCRC64NVME"] == _crc64nvme(data)
+    assert head["Metadata"]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def _corrupt_part_two_on_its_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flip a byte of the second 5 MiB part between the disk and the socket, after the
+    snapshot was hashed: what a bad NIC, page or proxy would do."""
+    real_read = FileSlice.read
+
+    def read(self: FileSlice, size: int = -1) -> bytes:
+        start = self.tell()
+        data = real_read(self, size)
+        if self._offset == 5 << 20 and start == 0 and data:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        return data
+
+    monkeypatch.setattr(FileSlice, "read", read)
+
+
+def test_a_part_corrupted_in_transit_is_refused_by_its_checksum_and_nothing_is_stored(
+    make_ctx: Any, app_db: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 refuses a part whose bytes do not match its x-amz-checksum-* header (BadDigest);
+    moto stores it unchecked, so here a hook checks each part's body the way S3 does."""
+    add_bulk(app_db, 12)
+    settings.backup_part_size_mb = 5
+    settings.backup_upload_concurrency = 1
+    ctx = make_ctx("backup")
+    s3 = ctx.clients("s3")
+    _corrupt_part_two_on_its_way(monkeypatch)
+    refused: list[int] = []
+
+    def verify_like_s3(request: Any, **_: Any) -> Any:
+        body = request.body.read()
+        request.body.seek(0)
+        claimed = request.headers["x-amz-checksum-crc64nvme"]
+        if (claimed.decode() if isinstance(claimed, bytes) else claimed) != _crc64nvme(body):
+            refused.append(len(body))
+            return error_response(400, "BadDigest", "The CRC64NVME you specified did not match")
+        return None
+
+    s3.meta.events.register_first("before-send.s3.UploadPart", verify_like_s3)
+    result = run_task(ctx)
+    assert result.exit_code == 1 and refused == [5 << 20]
+    assert _one_line(result.message) and "part 2/4: BadDigest" in result.message
+    assert bucket_keys(s3, settings.s3_bucket_backups) == []
+    assert s3.list_multipart_uploads(Bucket=settings.s3_bucket_backups).get("Uploads", []) == []
+    assert scratch_files(settings.scratch_dir) == []
+
+
+def test_a_corrupted_part_the_endpoint_kept_fails_the_verification_after_upload(
+    make_ctx: Any, app_db: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto keeps the corrupted part but computes the object's CRC64NVME from what it
+    stored: the HEAD after the upload shows the difference and the backup fails."""
+    add_bulk(app_db, 12)
+    settings.backup_part_size_mb = 5
+    _corrupt_part_two_on_its_way(monkeypatch)
+    result = run_task(make_ctx("backup"))
+    assert result.exit_code == 1
+    assert _one_line(result.message) and "verify backup-" in result.message
+    assert "S3 checksum" in result.message
 
 
 def test_dry_run_shows_the_plan_and_uploads_nothing(
@@ -274,7 +365,7 @@ def test_integrity_failure_found_during_the_upload_aborts_it(
     make_ctx: Any, app_db: Path, settings: Settings, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        "tasks.snapshot.integrity_errors",
+        "tasks.snapshot.quick_check_errors",
         lambda conn: ["*** in database main ***\nrow 3 missing from index analyses_by_time"],
     )
     result = run_task(make_ctx("backup"))
@@ -286,14 +377,14 @@ def test_integrity_failure_found_during_the_upload_aborts_it(
 
 
 def test_verification_after_upload_reports_every_difference() -> None:
-    digests = FileDigests("ab" * 32, 8192, 8192, (b"\x00" * 32,))
+    digests = FileDigests("ab" * 32, 8192, 8192, "CRC64NVME", (7,), object_crc=7)
 
     class WrongObject:
         def head_object(self, **_: Any) -> dict[str, Any]:
             return {
                 "ContentLength": 4096,
                 "Metadata": {"sha256": "cd" * 32},
-                "ChecksumSHA256": "AAAA-1",
+                "ChecksumCRC64NVME": "AAAAAAAAAAA=",
                 "ServerSideEncryption": "aws:kms",
             }
 
@@ -301,4 +392,34 @@ def test_verification_after_upload_reports_every_difference() -> None:
         backup_task.verify_uploaded(WrongObject(), "b", "backup-x.db", digests)
     message = str(caught.value)
     assert message.startswith("verify backup-x.db: size 4096 != 8192; sha256 metadata differs")
-    assert "S3 checksum AAAA-1 !=" in message and "encryption aws:kms != AES256" in message
+    assert (
+        "S3 checksum AAAAAAAAAAA= != AAAAAAAAAAc=" in message
+        and "encryption aws:kms != AES256" in message
+    )
+
+
+def _swap_index_column(path: Path) -> None:
+    """An index whose entries no longer match its rows: a fault only the full
+    integrity_check sees (quick_check does not match index entries to rows)."""
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE INDEX analyses_by_score ON analyses (anomaly_score)")
+    conn.commit()
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute(
+        "UPDATE sqlite_master SET sql = 'CREATE INDEX analyses_by_score ON analyses (created_at)'"
+        " WHERE name = 'analyses_by_score'"
+    )
+    conn.commit()
+    conn.close()
+
+
+def test_a_fault_quick_check_lets_through_is_caught_by_the_drill_of_that_backup(
+    make_ctx: Any, app_db: Path
+) -> None:
+    _swap_index_column(app_db)
+    backup = run_task(make_ctx("backup"))
+    assert backup.status is Status.OK, backup.message
+    drill = run_task(make_ctx("verify-backup"))
+    assert drill.status is Status.VIOLATION and drill.exit_code == 3
+    assert drill.details["key"] == backup.details["key"]
+    assert "integrity check failed: row 1 missing from index analyses_by_score" in drill.message

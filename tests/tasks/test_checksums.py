@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import pytest
+from awscrt.checksums import crc64nvme
 
 import tasks.checksums as checksums
-from tasks.checksums import CopyDigests, FileDigests, path_digests
+from tasks.checksums import CopyDigests, path_digests
 
 PART = 5 << 20
 CHUNK = 1 << 20
@@ -29,25 +33,57 @@ def _copy_slowly(data: bytes, path: Path, hashing: CopyDigests, stop_at: int | N
             hashing.copy_ended()
 
 
+def _record_steps(monkeypatch: pytest.MonkeyPatch, delay_s: float = 0.0) -> list[tuple[int, int]]:
+    """(thread niceness, thread id) of every chunk hashed."""
+    steps: list[tuple[int, int]] = []
+    real_step = checksums.DigestPass.step
+
+    def step(self: checksums.DigestPass, *args: object) -> None:
+        steps.append(
+            (os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), threading.get_ident())
+        )
+        time.sleep(delay_s)
+        real_step(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(checksums.DigestPass, "step", step)
+    return steps
+
+
 def test_a_file_hashed_while_it_is_copied_has_the_digests_of_the_file_at_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = os.urandom(12 * CHUNK + 12345)
     path = tmp_path / "copy.db"
     path.touch()
-    niceness: list[int] = []
-    real_file_digests = checksums.file_digests
-
-    def recording(*args: object, **kwargs: object) -> FileDigests:
-        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-        return real_file_digests(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(checksums, "file_digests", recording)
+    steps = _record_steps(monkeypatch)
     hashing = CopyDigests(PART)
     _copy_slowly(data, path, hashing)
-    hashing.result(path)
-    assert niceness == [os.getpriority(os.PRIO_PROCESS, 0) + 10]  # below the copy's
-    assert hashing.result(path) == path_digests(path, PART)
+    digests = hashing.result(path)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    behind_the_copy = [nice for nice, thread in steps if thread != threading.get_ident()]
+    assert behind_the_copy and set(behind_the_copy) == {ours + 10}  # below the copy's
+    assert digests == path_digests(path, PART)
+
+
+def test_what_is_left_to_hash_once_the_copy_is_whole_is_hashed_at_the_callers_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(12 * CHUNK + 12345)
+    path = tmp_path / "copy.db"
+    path.touch()
+    steps = _record_steps(monkeypatch, delay_s=0.02)  # hashing slower than the copy
+    hashing = CopyDigests(PART)
+    with path.open("r+b") as out:
+        hashing.copy_started(path, len(data))
+        out.write(data)
+        out.flush()
+        hashing.copied(len(data))
+        hashing.copy_ended()
+    digests = hashing.result(path)
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    by_caller = [nice for nice, thread in steps if thread == threading.get_ident()]
+    assert by_caller and set(by_caller) == {ours}
+    assert digests == path_digests(path, PART)
 
 
 def test_a_copy_that_ends_early_fails_its_hashing(tmp_path: Path) -> None:
@@ -63,3 +99,43 @@ def test_a_copy_never_followed_is_hashed_at_rest(tmp_path: Path) -> None:
     path = tmp_path / "copy.db"
     path.write_bytes(os.urandom(3 * CHUNK))
     assert CopyDigests(PART).result(path) == path_digests(path, PART)
+
+
+def test_every_byte_is_read_once_for_the_sha256_and_the_part_checksums(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(11 * CHUNK + 7)
+    path = tmp_path / "copy.db"
+    path.write_bytes(data)
+    real_preadv = os.preadv
+    read: list[int] = []
+
+    def counting(fd: int, buffers: list[memoryview], offset: int) -> int:
+        count = real_preadv(fd, buffers, offset)
+        read.append(count)
+        return count
+
+    monkeypatch.setattr(checksums.os, "preadv", counting)
+    digests = path_digests(path, PART)
+    assert sum(read) == len(data)
+    assert digests.sha256 == hashlib.sha256(data).hexdigest()
+    assert digests.algorithm == "CRC64NVME" and digests.checksum_type == "FULL_OBJECT"
+    assert digests.object_crc == crc64nvme(data)
+    assert digests.part_crcs == tuple(
+        crc64nvme(data[i : i + PART]) for i in range(0, len(data), PART)
+    )
+
+
+def test_without_awscrt_the_parts_carry_crc32_and_s3s_composite_of_them(tmp_path: Path) -> None:
+    data = os.urandom(2 * PART + 3)
+    path = tmp_path / "copy.db"
+    path.write_bytes(data)
+    with path.open("rb") as handle:
+        digests = checksums.file_digests(handle.fileno(), len(data), PART, checksum=checksums.CRC32)
+    parts = [zlib.crc32(data[i : i + PART]) for i in range(0, len(data), PART)]
+    assert digests.part_crcs == tuple(parts)
+    assert digests.checksum_type == "COMPOSITE"
+    assert digests.part_checksum(2) == base64.b64encode(parts[2].to_bytes(4, "big")).decode()
+    joined = b"".join(crc.to_bytes(4, "big") for crc in parts)
+    composite = base64.b64encode(zlib.crc32(joined).to_bytes(4, "big")).decode()
+    assert digests.object_checksum() == f"{composite}-3"

@@ -1,0 +1,97 @@
+"""`python -m benchmarks.backup_costs DB`: the CPU seconds of each step a backup could take
+over the database's bytes, each measured alone in this process, printed as JSON.
+
+The candidates of issue 15: the SHA-256 the metadata needs, the part checksums S3 can
+verify (SHA-256, CRC32 by zlib, CRC32C and CRC64NVME by awscrt where installed), our one
+pass (SHA-256 and the part checksum over each chunk read once), and the database checks
+(`quick_check` as the backup runs it, `integrity_check` as the drill does, row counts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import resource
+import sqlite3
+import sys
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+from opsd.database import connect, table_row_counts
+from tasks.checksums import path_digests
+from tasks.snapshot import quick_check_errors
+
+_CHUNK = 4 << 20
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _over_chunks(path: Path, update: Callable[[memoryview], object]) -> Callable[[], None]:
+    def run() -> None:
+        buffer = memoryview(bytearray(_CHUNK))
+        with path.open("rb", buffering=0) as handle:
+            while count := handle.readinto(buffer):
+                update(buffer[:count])
+
+    return run
+
+
+def _crc(function: Callable[[memoryview, int], int]) -> Callable[[memoryview], None]:
+    state = [0]
+
+    def update(chunk: memoryview) -> None:
+        state[0] = function(chunk, state[0])
+
+    return update
+
+
+def _database(step: Callable[[sqlite3.Connection], object], path: Path) -> Callable[[], None]:
+    def run() -> None:
+        conn = connect(path, readonly=True)
+        try:
+            step(conn)
+        finally:
+            conn.close()
+
+    return run
+
+
+def steps(path: Path) -> dict[str, Callable[[], None]]:
+    found: dict[str, Callable[[], None]] = {
+        "read only (4 MiB chunks)": _over_chunks(path, lambda chunk: None),
+        "SHA-256": _over_chunks(path, hashlib.sha256().update),
+        "CRC32 (zlib)": _over_chunks(path, _crc(zlib.crc32)),
+    }
+    try:
+        from awscrt import checksums
+    except ImportError:
+        pass
+    else:
+        found["CRC32C (awscrt)"] = _over_chunks(path, _crc(checksums.crc32c))
+        found["CRC64NVME (awscrt)"] = _over_chunks(path, _crc(checksums.crc64nvme))
+    found["ours: one pass, SHA-256 + part checksums"] = lambda: path_digests(path, 8 << 20) and None
+    found["PRAGMA quick_check (as the backup runs it)"] = _database(quick_check_errors, path)
+    found["PRAGMA integrity_check (the drill)"] = _database(
+        lambda conn: conn.execute("PRAGMA integrity_check").fetchall(), path
+    )
+    found["row counts (metadata)"] = _database(table_row_counts, path)
+    return found
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[0])
+    figures = {}
+    for name, step in steps(path).items():
+        before = _cpu_s()
+        step()
+        figures[name] = _cpu_s() - before
+    json.dump({"bytes": path.stat().st_size, "cpu_s": figures}, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
