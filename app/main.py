@@ -114,7 +114,12 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
         upload_limit=lambda: settings.max_upload_bytes,
         body_seconds=settings.request_body_seconds,
     )
-    app.add_middleware(UploadAdmission, limit=settings.upload_queue_limit)
+    app.add_middleware(
+        UploadAdmission,
+        limit=settings.upload_queue_limit,
+        discard_bytes=lambda: settings.max_upload_bytes,
+        body_seconds=settings.request_body_seconds,
+    )
     app.add_middleware(ClientAddressMiddleware, trusted_hops=settings.trusted_proxy_hops)
     _install_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -98,11 +98,21 @@ class BodyLimitMiddleware:
 
 class UploadAdmission:
     """At most `limit` uploads in progress (body arriving, waiting for an analysis slot, or
-    being analysed); one more is answered 503 with Retry-After before its body is read."""
+    being analysed); one more is answered 503 with Retry-After. Its body is read and thrown
+    away first (up to the upload limit, within the body time): a client still sending when
+    the connection closes would see a reset, not the answer."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        discard_bytes: Callable[[], int] = lambda: 0,
+        body_seconds: float = 30.0,
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.discard_bytes = discard_bytes
+        self.body_seconds = body_seconds
         self.in_progress = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -110,6 +120,7 @@ class UploadAdmission:
             await self.app(scope, receive, send)
             return
         if self.in_progress >= self.limit:
+            await self._discard_body(receive)
             await _send_json(
                 send,
                 503,
@@ -122,6 +133,20 @@ class UploadAdmission:
             await self.app(scope, receive, send)
         finally:
             self.in_progress -= 1
+
+    async def _discard_body(self, receive: Receive) -> None:
+        budget = self.discard_bytes() + MULTIPART_OVERHEAD_BYTES
+        deadline = time.monotonic() + self.body_seconds
+        while budget >= 0:
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except TimeoutError:
+                return
+            if message["type"] != "http.request":
+                return
+            budget -= len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
 
 class ResponseHeadersMiddleware:
