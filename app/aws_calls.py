@@ -1,7 +1,9 @@
 """botocore timeouts per call path of the app: a hung AWS dependency fails a request in a
 few seconds instead of holding it for botocore's defaults (60 s reads, 5 attempts).
 
-Worst case per call: attempts × (connect or read timeout) plus the retry back-off.
+Measured against an endpoint that accepts and never answers: a PutObject waits about twice
+the read timeout per attempt (botocore reads the status line and the headers apart), so the
+worst case is about attempts × 2 × read timeout, plus the retry back-off.
 """
 
 from __future__ import annotations
@@ -11,17 +13,17 @@ from botocore.config import Config
 from app.settings import AppSettings
 from opsd.aws import AwsClients
 
-# An upload: the drawing's put (and its delete when scoring fails). ~9 s at worst.
+# An upload: the drawing's put (and its delete when scoring fails). ~8 s at worst.
 UPLOAD_CALLS = Config(
-    connect_timeout=2, read_timeout=4, retries={"mode": "standard", "max_attempts": 2}
+    connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2}
 )
 # The dashboard's operations panel (CloudWatch): it shows the error instead. ~4 s at worst.
 DASHBOARD_CALLS = Config(
-    connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 1}
+    connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 1}
 )
-# The admin password from Secrets Manager, on a login or an admin request. ~7 s at worst.
+# The admin password from Secrets Manager, on a login or an admin request. ~8 s at worst.
 LOGIN_CALLS = Config(
-    connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 2}
+    connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2}
 )
 
 
