@@ -35,7 +35,7 @@ class AppSettings(Settings):
     analysis_concurrency: int = Field(2, ge=1, le=64)
     # Uploads being received or waiting for an analysis slot (their bodies spool to disk);
     # one more gets 503 with Retry-After at once, as does one that waited `upload_wait_seconds`.
-    upload_queue_limit: int = Field(16, ge=1, le=1000)
+    upload_queue_limit: int = Field(32, ge=1, le=1000)
     upload_wait_seconds: float = Field(20.0, gt=0, le=600)
     request_body_seconds: float = Field(30.0, gt=0, le=3600)
     dashboard_recent_count: int = Field(20, ge=1, le=500)
