@@ -216,10 +216,11 @@ def _describe(level: Level) -> str:
 
 
 def baseline_tree(work: Path) -> Path | None:
-    """A worktree of BASELINE_COMMIT (made once), or None where history lacks it."""
+    """A worktree of BASELINE_COMMIT (removed by `remove_tree`), or None where history
+    lacks it."""
     tree = work / "baseline-tree"
-    if (tree / "Dockerfile.prod").exists():
-        return tree
+    if tree.exists():
+        remove_tree(tree)
     known = subprocess.run(
         ["git", "cat-file", "-e", f"{BASELINE_COMMIT}^{{commit}}"], cwd=ROOT, check=False
     )
@@ -232,6 +233,15 @@ def baseline_tree(work: Path) -> Path | None:
         capture_output=True,
     )
     return tree
+
+
+def remove_tree(tree: Path) -> None:
+    subprocess.run(
+        ["git", "worktree", "remove", "--force", str(tree)],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+    )
 
 
 def run(options: BenchOptions) -> BenchReport:
@@ -250,10 +260,15 @@ def run(options: BenchOptions) -> BenchReport:
         if baseline is not None:
             contenders.append(("before", baseline))
     results: list[Level] = []
-    with LocalS3(work / "moto.log", bucket=DRAWINGS) as s3:
-        s3.client().create_bucket(Bucket=MODELS)
+    try:
+        with LocalS3(work / "moto.log", bucket=DRAWINGS) as s3:
+            s3.client().create_bucket(Bucket=MODELS)
+            for contender, tree in contenders:
+                results += measure_contender(contender, tree, uploads, levels, work, s3, confine)
+    finally:
         for contender, tree in contenders:
-            results += measure_contender(contender, tree, uploads, levels, work, s3, confine)
+            if contender == "before":
+                remove_tree(tree)
     return report(results, uploads, confine, len(contenders) > 1)
 
 
