@@ -15,9 +15,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
-
 from alembic.script import ScriptDirectory
+from moto.server import ThreadedMotoServer
 
 from app.migrate import BACKUP_COMMAND, MIGRATIONS_DIR, MigrationError, alembic_config, migrate
 from app.settings import AppSettings
