@@ -85,12 +85,12 @@ def login(
     device = app_services.sessions.device(request.cookies.get(DEVICE_COOKIE))
     refusal = guard.refusal(client, device)
     if refusal is not None:
-        log.warning("login throttled", client=client, known_device=device is not None)
         response = _login_page(request, next_path, refusal.message, 429)
         response.headers["Retry-After"] = str(refusal.retry_after_s)
         return response
     if not app_services.admin_password.matches(password):
         guard.record_failure(client, device)
+        # Bounded by the limits: refused attempts (the flood) are not logged one by one.
         log.info("login failed", client=client, known_device=device is not None)
         return _login_page(request, next_path, "Wrong password.", 401)
     guard.record_success(client, device)
