@@ -32,34 +32,43 @@ async def _ok(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def test_uploads_beyond_the_bound_get_503_with_retry_after_before_their_body_is_read() -> None:
+def test_uploads_beyond_the_bound_get_503_with_retry_after_and_never_reach_the_app() -> None:
     release = asyncio.Event()
     statuses: list[tuple[int, dict[bytes, bytes]]] = []
+    reached: list[str] = []
+    drained: list[int] = []
 
     async def held(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
         await release.wait()
         await _ok(scope, receive, send)
 
-    async def never_read() -> dict[str, Any]:
-        raise AssertionError("the refused upload's body must not be read")
+    async def admitted_body() -> dict[str, Any]:
+        raise AssertionError("the held app does not read its body")
+
+    async def refused_body() -> dict[str, Any]:  # read and dropped, so the client sees 503
+        drained.append(1)
+        return {"type": "http.request", "body": b"x" * 1000, "more_body": len(drained) < 3}
 
     async def run() -> None:
-        admission = UploadAdmission(held, limit=2)
+        admission = UploadAdmission(held, limit=2, discard_bytes=lambda: MB)
 
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 statuses.append((message["status"], dict(message["headers"])))
 
-        first = asyncio.create_task(admission(upload_scope(), never_read, send))
-        second = asyncio.create_task(admission(upload_scope(), never_read, send))
+        first = asyncio.create_task(admission(upload_scope(), admitted_body, send))
+        second = asyncio.create_task(admission(upload_scope(), admitted_body, send))
         await asyncio.sleep(0.01)
-        await admission(upload_scope(), never_read, send)  # the third, refused at once
+        await admission(upload_scope(), refused_body, send)  # the third, refused at once
         release.set()
         await asyncio.gather(first, second)
         assert admission.in_progress == 0
 
     asyncio.run(run())
     assert statuses[0][0] == 503 and int(statuses[0][1][b"retry-after"]) > 0
+    assert statuses[0][1][b"connection"] == b"close"
+    assert len(drained) == 3 and len(reached) == 2
     assert [status for status, _ in statuses[1:]] == [201, 201]
 
 
