@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host or settings.app_host,
         port=args.port or settings.app_port,
         log_level="warning",
-        proxy_headers=True,
+        # The app reads X-Forwarded-For itself, trusting TRUSTED_PROXY_HOPS entries.
+        proxy_headers=False,
         access_log=False,
     )
     return 0

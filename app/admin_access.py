@@ -38,12 +38,22 @@ def set_cookie_later(request: Request, header: str) -> None:
 
 def session_cookie_header(app_services: AppServices, value: str) -> str:
     scratch = Response()
-    scratch.set_cookie(value=value, **app_services.signer.cookie_attributes())  # type: ignore[arg-type]
+    scratch.set_cookie(value=value, **app_services.sessions.cookie_attributes())  # type: ignore[arg-type]
+    return scratch.headers["set-cookie"]
+
+
+def device_cookie_header(app_services: AppServices) -> str:
+    """A new device cookie: this browser logged in with the password."""
+    scratch = Response()
+    scratch.set_cookie(
+        value=app_services.sessions.new_device(),
+        **app_services.sessions.device_cookie_attributes(),  # type: ignore[arg-type]
+    )
     return scratch.headers["set-cookie"]
 
 
 def clearing_cookie_header(app_services: AppServices) -> str:
-    attributes = app_services.signer.cookie_attributes()
+    attributes = app_services.sessions.cookie_attributes()
     scratch = Response()
     scratch.delete_cookie(
         SESSION_COOKIE,
@@ -56,11 +66,11 @@ def clearing_cookie_header(app_services: AppServices) -> str:
 
 
 def current_session(request: Request) -> AdminSession | None:
-    """The caller's admin session, re-signed so the idle timeout starts again."""
+    """The caller's live admin session, re-signed so the idle timeout starts again."""
     app_services = services(request)
-    session = app_services.signer.verify(request.cookies.get(SESSION_COOKIE))
+    session = app_services.sessions.verify(request.cookies.get(SESSION_COOKIE))
     if session is not None:
-        header = session_cookie_header(app_services, app_services.signer.sign(session))
+        header = session_cookie_header(app_services, app_services.sessions.sign(session))
         set_cookie_later(request, header)
     return session
 

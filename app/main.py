@@ -17,17 +17,19 @@ from starlette.exceptions import HTTPException
 from app.admin_access import LoginRequired, login_url
 from app.admin_password import AdminUnavailable, with_local_password
 from app.api_docs import DOCS_ASSETS_PACKAGE, docs_router
+from app.aws_calls import AppAwsClients
+from app.client_address import ClientAddressMiddleware
 from app.database import make_engine
-from app.middleware import BodyLimitMiddleware, ResponseHeadersMiddleware
+from app.middleware import BodyLimitMiddleware, ResponseHeadersMiddleware, UploadAdmission
 from app.routes import api, pages
 from app.scoring import load_latest
 from app.services import AppServices
 from app.settings import AppSettings
-from opsd.aws import AwsClients
 from opsd.logging import configure_logging
 from opsd.settings import load_settings
 
 STATIC_DIR = Path(__file__).parent / "static"
+RETRY_AFTER_S = 30
 log = structlog.get_logger()
 
 
@@ -59,8 +61,13 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AdminUnavailable)
     async def _admin_unavailable(_request: Request, exc: AdminUnavailable) -> Response:
+        # The reason names the secret and the endpoint: the log has it, the public does not.
         log.error("admin login unavailable", error=str(exc))
-        return JSONResponse({"detail": f"admin login unavailable: {exc}"}, status_code=503)
+        return JSONResponse(
+            {"detail": "admin login is unavailable right now; try again later"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -69,8 +76,8 @@ def _install_handlers(app: FastAPI) -> None:
 
 
 def _open_services(settings: AppSettings) -> AppServices:
-    clients = AwsClients(settings)
-    model = load_latest(clients("s3"), settings.s3_bucket_models)
+    clients = AppAwsClients(settings)
+    model = load_latest(clients.startup("s3"), settings.s3_bucket_models)
     engine = make_engine(settings.database_path, settings.sqlite_busy_timeout_ms)
     return AppServices.open(settings, clients, engine, model)
 
@@ -105,7 +112,18 @@ def create_app(settings: AppSettings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(ResponseHeadersMiddleware)
-    app.add_middleware(BodyLimitMiddleware, upload_limit=lambda: settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        upload_limit=lambda: settings.max_upload_bytes,
+        body_seconds=settings.request_body_seconds,
+    )
+    app.add_middleware(
+        UploadAdmission,
+        limit=settings.upload_queue_limit,
+        discard_bytes=lambda: settings.max_upload_bytes,
+        body_seconds=settings.request_body_seconds,
+    )
+    app.add_middleware(ClientAddressMiddleware, trusted_hops=settings.trusted_proxy_hops)
     _install_handlers(app)
     app.mount(
         "/static",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,8 +37,17 @@ class NewAnalysis:
     processing_time_ms: float
 
 
+PUBLIC_ID_BYTES = 16  # 128 random bits, as the migration that gave existing rows theirs
+PUBLIC_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+def new_public_id() -> str:
+    return secrets.token_urlsafe(PUBLIC_ID_BYTES)
+
+
 def record_analysis(engine: Engine, drawing: NewDrawing, analysis: NewAnalysis) -> int:
-    """Write the drawing and its analysis in one transaction; the analysis id."""
+    """Write the drawing and its analysis (with a new public id) in one transaction; the
+    analysis id."""
     now = utc_now()
     with engine.begin() as conn:
         drawing_id = conn.execute(
@@ -44,13 +55,19 @@ def record_analysis(engine: Engine, drawing: NewDrawing, analysis: NewAnalysis) 
         ).inserted_primary_key[0]
         return int(
             conn.execute(
-                analyses.insert().values(**asdict(analysis), drawing_id=drawing_id, created_at=now)
+                analyses.insert().values(
+                    **asdict(analysis),
+                    drawing_id=drawing_id,
+                    created_at=now,
+                    public_id=new_public_id(),
+                )
             ).inserted_primary_key[0]
         )
 
 
-_PUBLIC_COLUMNS = (
+_COLUMNS = (
     analyses.c.id,
+    analyses.c.public_id,
     analyses.c.drawing_id,
     analyses.c.created_at,
     analyses.c.model_version,
@@ -66,10 +83,20 @@ _PUBLIC_COLUMNS = (
 
 
 def analysis_by_id(engine: Engine, analysis_id: int) -> dict[str, Any] | None:
+    """By the internal id (admin only)."""
+    return _one(engine, analyses.c.id == analysis_id)
+
+
+def analysis_by_public_id(engine: Engine, public_id: str) -> dict[str, Any] | None:
+    """By the handle the uploader was given; anything that cannot be one finds nothing."""
+    if not PUBLIC_ID_PATTERN.fullmatch(public_id):
+        return None
+    return _one(engine, analyses.c.public_id == public_id)
+
+
+def _one(engine: Engine, condition: Any) -> dict[str, Any] | None:
     query = (
-        select(*_PUBLIC_COLUMNS)
-        .join(drawings, drawings.c.id == analyses.c.drawing_id)
-        .where(analyses.c.id == analysis_id)
+        select(*_COLUMNS).join(drawings, drawings.c.id == analyses.c.drawing_id).where(condition)
     )
     with engine.connect() as conn:
         row = conn.execute(query).mappings().first()
@@ -78,7 +105,7 @@ def analysis_by_id(engine: Engine, analysis_id: int) -> dict[str, Any] | None:
 
 def recent_analyses(engine: Engine, limit: int) -> list[dict[str, Any]]:
     query = (
-        select(*_PUBLIC_COLUMNS, drawings.c.filename)
+        select(*_COLUMNS, drawings.c.filename)
         .join(drawings, drawings.c.id == analyses.c.drawing_id)
         .order_by(analyses.c.id.desc())
         .limit(limit)

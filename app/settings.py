@@ -18,6 +18,14 @@ class AppSettings(Settings):
     session_max_hours: int = Field(12, ge=1, le=24 * 7)
     login_max_failures: int = Field(5, ge=1, le=1000)
     login_window_seconds: int = Field(300, ge=1, le=86_400)
+    # Failed logins from browsers that never logged in, whatever their addresses: the cap on
+    # guessing. A browser that logged in before (device cookie) is not held by it.
+    login_account_max_failures: int = Field(20, ge=1, le=100_000)
+    login_device_days: int = Field(90, ge=1, le=400)
+    # Proxies in front of the app that each append one X-Forwarded-For entry (production:
+    # CloudFront, then the load balancer = 2); the client is the entry the farthest one
+    # wrote. 0: the peer of the TCP connection, X-Forwarded-For ignored.
+    trusted_proxy_hops: int = Field(0, ge=0, le=10)
     admin_password_cache_seconds: int = Field(300, ge=0, le=86_400)
 
     threshold_percentile: float = Field(95.0, ge=50.0, le=99.9)
@@ -25,6 +33,11 @@ class AppSettings(Settings):
     min_image_side: int = Field(32, ge=1, le=4096)
     max_image_pixels: int = Field(4096 * 4096, ge=1024)
     analysis_concurrency: int = Field(2, ge=1, le=64)
+    # Uploads being received or waiting for an analysis slot (their bodies spool to disk);
+    # one more gets 503 with Retry-After at once, as does one that waited `upload_wait_seconds`.
+    upload_queue_limit: int = Field(32, ge=1, le=1000)
+    upload_wait_seconds: float = Field(20.0, gt=0, le=600)
+    request_body_seconds: float = Field(30.0, gt=0, le=3600)
     dashboard_recent_count: int = Field(20, ge=1, le=500)
     operations_panel_cache_seconds: float = Field(60.0, ge=0, le=3600)
 

@@ -43,7 +43,11 @@ analyses = Table(
     Column("is_anomaly", Boolean, nullable=False),
     Column("normalised_score", Float, nullable=False),
     Column("processing_time_ms", Float, nullable=False),
+    # What the uploader gets to read the analysis back: 128 random bits (app.records). The
+    # sequential id stays internal (admin only).
+    Column("public_id", Text, nullable=False),
     Index("ix_analyses_created_at", "created_at"),
+    Index("ix_analyses_public_id", "public_id", unique=True),
 )
 
 app_config = Table(
@@ -52,4 +56,14 @@ app_config = Table(
     Column("key", Text, primary_key=True),
     Column("value", Text, nullable=False),  # JSON
     Column("updated_at", Text, nullable=False),
+)
+
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    Column("token_sha256", Text, primary_key=True),
+    Column("csrf_token", Text, nullable=False),
+    Column("password_fingerprint", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("expires_at", Text, nullable=False),
 )

@@ -4,6 +4,10 @@ PNG, JPEG and BMP only, recognised by their magic bytes (never by name or declar
 at most `max_upload_bytes`, at least `min_image_side` pixels a side, at most
 `max_image_pixels` pixels (checked from the header, before decoding: decompression bombs),
 and fully decodable. Each refusal is an `UploadRefused` with an HTTP status and one line.
+
+Memory: a JPEG is decoded at the reduced scale the features need (`draft`); a PNG or BMP is
+decoded whole (its formats allow nothing else) and at once reduced (`reduce`) to that scale,
+so what an analysis holds after decoding does not depend on the upload's resolution.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import unicodedata
 import warnings
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
 from app.scoring import MAX_AGE, MIN_AGE
+from app.scoring.features import WORK_SIZE
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,12 @@ _MAGIC: tuple[tuple[bytes, ImageKind], ...] = (
 )
 MAX_FILENAME_CHARS = 120
 MAX_SUBJECT_CHARS = 80
+# The features reduce anything above twice their working size; decoding stops there too.
+ANALYSIS_SIDE = 2 * WORK_SIZE
+REDUCIBLE_MODES = ("L", "LA", "RGB", "RGBA", "I", "F", "PA")
+# Unicode categories stripped from text fields: controls (NUL, ESC, C1, …) and format
+# characters (bidi overrides and isolates, zero-width characters, BOM), lone surrogates.
+STRIPPED_CATEGORIES = ("Cc", "Cf", "Cs")
 
 
 class UploadRefused(Exception):
@@ -49,16 +61,10 @@ class UploadRefused(Exception):
 class CheckedDrawing:
     data: bytes
     kind: ImageKind
-    image: Image.Image  # decoded
+    image: Image.Image  # decoded, reduced to about ANALYSIS_SIDE on its shorter side
     sha256: str
-
-    @property
-    def width(self) -> int:
-        return self.image.width
-
-    @property
-    def height(self) -> int:
-        return self.image.height
+    width: int  # of the uploaded image
+    height: int
 
 
 def sniff_kind(data: bytes) -> ImageKind:
@@ -81,10 +87,17 @@ def check_age(age: int) -> int:
     return age
 
 
+def strip_controls(text: str) -> str:
+    """Whitespace runs become one space; control and format characters are dropped."""
+    spaced = " ".join(text.split())
+    kept = "".join(ch for ch in spaced if unicodedata.category(ch) not in STRIPPED_CATEGORIES)
+    return " ".join(kept.split())
+
+
 def clean_subject(subject: str | None) -> str | None:
     if subject is None:
         return None
-    text = " ".join(subject.split())
+    text = strip_controls(subject)
     if len(text) > MAX_SUBJECT_CHARS:
         raise UploadRefused(422, f"subject must be at most {MAX_SUBJECT_CHARS} characters")
     return text or None
@@ -118,7 +131,9 @@ def decode_drawing(data: bytes, max_bytes: int, min_side: int, max_pixels: int) 
                     f"image too small: {width}x{height} pixels, at least "
                     f"{min_side}x{min_side} needed",
                 )
+            image.draft(None, (ANALYSIS_SIDE, ANALYSIS_SIDE))  # JPEG only; else a no-op
             image.load()
+            image = reduce_for_analysis(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UploadRefused(
             413, "image too large: it decompresses to too many pixels (decompression bomb)"
@@ -132,4 +147,22 @@ def decode_drawing(data: bytes, max_bytes: int, min_side: int, max_pixels: int) 
         raise UploadRefused(
             422, f"the {kind.pillow_format} image cannot be decoded: {reason}"
         ) from None
-    return CheckedDrawing(data, kind, image, hashlib.sha256(data).hexdigest())
+    return CheckedDrawing(data, kind, image, hashlib.sha256(data).hexdigest(), width, height)
+
+
+def reduce_for_analysis(image: Image.Image) -> Image.Image:
+    """A box reduction by the integer factor that keeps the shorter side at least
+    ANALYSIS_SIDE (the one the features would apply); the decoded original is let go."""
+    factor = min(image.size) // ANALYSIS_SIDE
+    if factor < 2:
+        return image
+    if image.mode not in REDUCIBLE_MODES:
+        if image.mode == "1":
+            image = image.convert("L")
+        elif image.mode.startswith("I;16"):
+            image = image.convert("I")
+        elif "transparency" in image.info:
+            image = image.convert("RGBA")
+        else:
+            image = image.convert("RGB")
+    return image.reduce(factor)

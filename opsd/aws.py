@@ -17,10 +17,12 @@ RETRIES = {"mode": "standard", "max_attempts": 5}
 
 
 class AwsClients:
-    """Lazily made, cached boto3 clients for one process's settings."""
+    """Lazily made, cached boto3 clients for one process's settings; `overrides` (timeouts,
+    retries) are merged into the default client configuration."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, overrides: Config | None = None) -> None:
         self._settings = settings
+        self._overrides = overrides
         self._session = boto3.session.Session()
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -28,27 +30,33 @@ class AwsClients:
     def __call__(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = make_client(self._settings, service, self._session)
+                self._clients[service] = make_client(
+                    self._settings, service, self._session, self._overrides
+                )
             return self._clients[service]
 
 
 def make_client(
-    settings: Settings, service: str, session: boto3.session.Session | None = None
+    settings: Settings,
+    service: str,
+    session: boto3.session.Session | None = None,
+    overrides: Config | None = None,
 ) -> Any:
     session = session or boto3.session.Session()
+    config = Config(
+        retries=RETRIES,
+        connect_timeout=10,
+        read_timeout=60,
+        # Every body sent to S3 carries a checksum S3 verifies (the backup's CRC64NVME per
+        # part, botocore's CRC32 otherwise): hashing it again for the signature, which
+        # botocore does when the checksum is the caller's, would only cost CPU.
+        s3={"payload_signing_enabled": False} if service == "s3" else None,
+    )
     return session.client(
         service,
         region_name=GLOBAL_SERVICES.get(service, settings.aws_default_region),
         endpoint_url=settings.aws_endpoint_url or None,
-        config=Config(
-            retries=RETRIES,
-            connect_timeout=10,
-            read_timeout=60,
-            # Every body sent to S3 carries a checksum S3 verifies (the backup's CRC64NVME per
-            # part, botocore's CRC32 otherwise): hashing it again for the signature, which
-            # botocore does when the checksum is the caller's, would only cost CPU.
-            s3={"payload_signing_enabled": False} if service == "s3" else None,
-        ),
+        config=config.merge(overrides) if overrides is not None else config,
     )
 
 

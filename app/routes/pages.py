@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -14,6 +15,7 @@ from app.admin_access import (
     admin_page,
     clearing_cookie_header,
     current_session,
+    device_cookie_header,
     login_redirect_target,
     require_same_origin,
     session_cookie_header,
@@ -26,8 +28,9 @@ from app.runtime_config import read_tunables
 from app.scoring import MAX_AGE, MIN_AGE
 from app.scoring.synthetic import SUBJECTS
 from app.services import AppServices, services
-from app.sessions import AdminSession, csrf_token_matches
+from app.sessions import DEVICE_COOKIE, AdminSession, csrf_token_matches
 
+log = structlog.get_logger()
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 TEMPLATES.env.filters.update(FILTERS)
 
@@ -53,6 +56,7 @@ def demo(request: Request, app_services: ServicesDep) -> Response:
 
 
 def _client(request: Request) -> str:
+    """The address our proxies saw (app/client_address.py)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -77,21 +81,25 @@ def login(
 ) -> Response:
     require_same_origin(request)
     client = _client(request)
-    wait = app_services.throttle.retry_after(client)
-    if wait is not None:
-        response = _login_page(
-            request, next_path, f"Too many failed logins. Try again in {wait} s.", 429
-        )
-        response.headers["Retry-After"] = str(wait)
+    guard = app_services.login_guard
+    device = app_services.sessions.device(request.cookies.get(DEVICE_COOKIE))
+    refusal = guard.refusal(client, device)
+    if refusal is not None:
+        response = _login_page(request, next_path, refusal.message, 429)
+        response.headers["Retry-After"] = str(refusal.retry_after_s)
         return response
     if not app_services.admin_password.matches(password):
-        app_services.throttle.record_failure(client)
+        guard.record_failure(client, device)
+        # Bounded by the limits: refused attempts (the flood) are not logged one by one.
+        log.info("login failed", client=client, known_device=device is not None)
         return _login_page(request, next_path, "Wrong password.", 401)
-    app_services.throttle.reset(client)
-    session = app_services.signer.new_session()
+    guard.record_success(client, device)
+    session = app_services.sessions.start()
     set_cookie_later(
-        request, session_cookie_header(app_services, app_services.signer.sign(session))
+        request, session_cookie_header(app_services, app_services.sessions.sign(session))
     )
+    if device is None:
+        set_cookie_later(request, device_cookie_header(app_services))
     return RedirectResponse(login_redirect_target(next_path), status_code=303)
 
 
@@ -100,12 +108,19 @@ def logout(
     request: Request,
     app_services: ServicesDep,
     csrf_token: Annotated[str, Form()] = "",
+    everywhere: Annotated[bool, Form(description="end every admin session")] = False,
 ) -> Response:
+    """End this session, or with `everywhere` every admin session (all browsers)."""
     session = current_session(request)
     if session is not None:
         require_same_origin(request)
         if not csrf_token_matches(session, csrf_token):
             raise HTTPException(403, "missing or wrong CSRF token")
+        if everywhere:
+            ended = app_services.sessions.end_all()
+            log.info("admin logged out everywhere", sessions=ended)
+        else:
+            app_services.sessions.end(session)
     response = RedirectResponse("/login", status_code=303)
     request.state.set_cookie_headers = [clearing_cookie_header(app_services)]
     return response

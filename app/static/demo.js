@@ -43,8 +43,8 @@
     set("r-group", r.age_group + " years (age " + r.age_years + ")");
     set("r-time", r.processing_time_ms.toFixed(0) + " ms");
     const link = document.getElementById("r-link");
-    link.href = "/api/v1/analyses/" + r.id;
-    link.textContent = "#" + r.id + " (JSON)";
+    link.href = "/api/v1/analyses/" + encodeURIComponent(r.public_id);
+    link.textContent = "this result (JSON, only you have the link)";
     body.hidden = false;
   }
 

@@ -7,7 +7,8 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from app.sessions import SESSION_COOKIE, LoginThrottle
+from app.login_throttle import LoginThrottle
+from app.sessions import SESSION_COOKIE
 from app.settings import AppSettings
 from tests.app.helpers import ADMIN_PASSWORD, login, route_table
 
@@ -26,7 +27,9 @@ OTHER_ROUTES = [
     ("GET", "/"),
     ("GET", "/static/{path}"),  # the static files, requested above as /static/style.css
     ("POST", "/api/v1/drawings"),
-    ("GET", "/api/v1/analyses/{analysis_id}"),
+    ("GET", "/api/v1/analyses/{public_id}"),
+    ("GET", "/api/v1/admin/analyses/{analysis_id}"),
+    ("DELETE", "/api/v1/sessions"),
     ("POST", "/login"),
     ("POST", "/logout"),
     ("GET", "/docs/oauth2-redirect"),

@@ -4,7 +4,9 @@ Screenshots go to APP_SCREENSHOT_DIR when set."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -156,6 +158,10 @@ def test_the_demo_upload_shows_a_result(browser, app_url: str, tmp_path: Path) -
     assert browser.find_element(By.ID, "r-group").text == "8-10 years (age 8)"
     assert float(browser.find_element(By.ID, "r-score").text) > 0
     assert not browser.find_element(By.ID, "result-error").is_displayed()
+    link = browser.find_element(By.ID, "r-link").get_attribute("href") or ""
+    assert re.fullmatch(rf"{app_url}/api/v1/analyses/[A-Za-z0-9_-]{{22}}", link), link
+    with urllib.request.urlopen(link) as answer:  # the demo's link to the result works
+        assert json.load(answer)["subject"] == "house"
     _screenshot(browser, tmp_path, "demo")
 
     too_young = browser.find_element(By.ID, "age")

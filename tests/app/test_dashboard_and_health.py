@@ -127,14 +127,15 @@ def test_health_reports_the_database_and_the_model(client: TestClient) -> None:
     assert body["model_source"] == "s3" and body["model_version"].startswith("test-")
 
 
-def test_health_is_503_when_the_database_is_gone(
-    client: TestClient, app_settings: AppSettings
+def test_health_is_503_when_the_database_is_gone_and_logs_why_without_telling_the_public(
+    client: TestClient, app_settings: AppSettings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with sqlite3.connect(app_settings.database_path) as conn:
         conn.execute("DROP TABLE analyses")
     response = client.get("/health")
     assert response.status_code == 503
-    assert "no such table: analyses" in response.json()["database"]
+    assert response.json()["database"] == "unavailable"
+    assert "no such table: analyses" in capsys.readouterr().out
 
 
 def test_without_a_model_in_the_bucket_the_packaged_model_serves(
@@ -160,7 +161,9 @@ def test_the_admin_password_is_read_from_secrets_manager(make_client, aws: AwsCl
     assert client.get("/api/v1/config").status_code == 200
 
 
-def test_an_unreadable_secret_makes_login_503_not_open(make_client, aws: AwsClients) -> None:
+def test_an_unreadable_secret_makes_login_503_not_open_and_names_no_secret(
+    make_client, aws: AwsClients, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = load_settings(
         AppSettings,
         enable_secrets_manager=True,
@@ -169,7 +172,8 @@ def test_an_unreadable_secret_makes_login_503_not_open(make_client, aws: AwsClie
     client = make_client(settings)
     response = client.post("/login", data={"password": "anything"})
     assert response.status_code == 503
-    assert "read admin password secret: ResourceNotFoundException" in response.json()["detail"]
+    assert response.json()["detail"] == "admin login is unavailable right now; try again later"
+    assert "read admin password secret: ResourceNotFoundException" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

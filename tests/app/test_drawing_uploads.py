@@ -1,7 +1,9 @@
-"""POST /api/v1/drawings and GET /api/v1/analyses/{id}: the happy path and the clean-up."""
+"""POST /api/v1/drawings and GET /api/v1/analyses/{public_id}: the happy path, the clean-up,
+and what the public may read."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
@@ -54,13 +56,52 @@ def test_upload_stores_the_drawing_scores_it_and_records_both(
     assert stored["ContentType"] == "image/png"
 
 
-def test_a_stored_analysis_can_be_read_back_and_a_missing_one_is_404(client: TestClient) -> None:
+def test_a_stored_analysis_can_be_read_back_by_its_handle_and_a_missing_one_is_404(
+    client: TestClient,
+) -> None:
     created = upload(client, drawing_bytes(age=12, fmt="JPEG"), age=12).json()
 
-    assert client.get(f"/api/v1/analyses/{created['id']}").json() == created
-    missing = client.get("/api/v1/analyses/999999")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", created["public_id"])
+    assert "id" not in created and "drawing_id" not in created
+    assert client.get(f"/api/v1/analyses/{created['public_id']}").json() == created
+    missing = client.get(f"/api/v1/analyses/{'A' * 22}")
     assert missing.status_code == 404
-    assert missing.json() == {"detail": "analysis 999999 not found"}
+    assert missing.json() == {"detail": "analysis not found"}
+
+
+def test_analyses_cannot_be_read_by_counting(client: TestClient) -> None:
+    for age in (5, 9):
+        assert upload(client, drawing_bytes(age=age), age=age, subject="house").status_code == 201
+
+    for number in ("1", "2", "3", "0", "-1", "01"):
+        answer = client.get(f"/api/v1/analyses/{number}")
+        assert answer.status_code == 404, (number, answer.text)
+        assert answer.json() == {"detail": "analysis not found"}
+    assert client.get("/api/v1/admin/analyses/1").status_code == 401
+
+
+def test_an_admin_reads_an_analysis_by_its_internal_id(admin_client: TestClient) -> None:
+    created = upload(admin_client, drawing_bytes(age=6), age=6).json()
+
+    by_id = admin_client.get("/api/v1/admin/analyses/1")
+
+    assert by_id.status_code == 200
+    assert by_id.json() == {**created, "id": 1, "drawing_id": 1}
+    assert admin_client.get("/api/v1/admin/analyses/2").status_code == 404
+
+
+def test_the_handle_is_given_only_to_the_uploader_and_in_the_api_docs(
+    client: TestClient, admin_client: TestClient
+) -> None:
+    created = upload(client, drawing_bytes(age=8), age=8).json()
+    schema = client.get("/openapi.json").json()
+    public = schema["components"]["schemas"]["Analysis"]["properties"]
+
+    assert "public_id" in public and "id" not in public
+    assert "/api/v1/analyses/{public_id}" in schema["paths"]
+    assert "/api/v1/analyses/{analysis_id}" not in schema["paths"]
+    # The dashboard lists analyses by internal id, with no handle.
+    assert created["public_id"] not in admin_client.get("/dashboard").text
 
 
 def test_a_gross_anomaly_scores_above_a_typical_drawing(client: TestClient) -> None:
@@ -111,8 +152,11 @@ def test_a_database_failure_mid_transaction_leaves_no_drawing_row(
     assert bucket_keys(aws, app_settings.s3_bucket_drawings) == []
 
 
-def test_an_unavailable_bucket_is_a_503_naming_the_store_and_writes_nothing(
-    client: TestClient, aws: AwsClients, app_settings: AppSettings
+def test_an_unavailable_bucket_is_a_503_that_logs_the_reason_but_tells_the_public_no_key(
+    client: TestClient,
+    aws: AwsClients,
+    app_settings: AppSettings,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     bucket = app_settings.s3_bucket_drawings
     s3 = aws("s3")
@@ -123,9 +167,14 @@ def test_an_unavailable_bucket_is_a_503_naming_the_store_and_writes_nothing(
     response = upload(client, drawing_bytes())
 
     assert response.status_code == 503
-    assert response.json()["detail"].startswith("store drawing drawings/")
-    assert "NoSuchBucket" in response.json()["detail"]
+    assert int(response.headers["retry-after"]) > 0
+    detail = response.json()["detail"]
+    assert detail == (
+        "the drawing could not be stored right now; nothing was saved, try again later"
+    )
     assert row_counts(app_settings) == (0, 0)
+    logged = capsys.readouterr().out
+    assert "store drawing drawings/" in logged and "NoSuchBucket" in logged
 
 
 def test_the_threshold_percentile_of_the_configuration_is_used(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -14,20 +15,27 @@ from pathlib import Path
 
 import boto3
 import pytest
+from alembic.script import ScriptDirectory
 from moto.server import ThreadedMotoServer
 
-from app.migrate import BACKUP_COMMAND, MIGRATIONS_DIR, MigrationError, migrate
+from app.migrate import BACKUP_COMMAND, MIGRATIONS_DIR, MigrationError, alembic_config, migrate
 from app.settings import AppSettings
 from opsd.database import alembic_revision
 from opsd.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SECOND_MIGRATION = '''"""index drawings by content hash"""
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+ALL_REVISIONS = [
+    r.revision
+    for r in reversed(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))
+]
+EXTRA = "9999_sha256_index"
+SECOND_MIGRATION = f'''"""index drawings by content hash"""
 
 from alembic import op
 
-revision = "0002_sha256_index"
-down_revision = "0001_initial"
+revision = "{EXTRA}"
+down_revision = "{HEAD}"
 branch_labels = None
 depends_on = None
 
@@ -81,13 +89,14 @@ def test_a_fresh_install_is_migrated_without_a_backup(tmp_path: Path) -> None:
     outcome = migrate(settings, backup_command=command)
 
     assert outcome.fresh_install and not outcome.backed_up
-    assert outcome.applied == ["0001_initial"]
+    assert outcome.applied == ALL_REVISIONS
     assert backups_taken(marker) == 0
-    assert revision(settings.database_path) == "0001_initial"
+    assert revision(settings.database_path) == HEAD
 
 
 def test_nothing_pending_means_no_backup(tmp_path: Path, app_db: Path) -> None:
     command, marker = recording_backup(tmp_path)
+    migrate(app_settings_for(app_db), backup_command=None)
 
     outcome = migrate(app_settings_for(app_db), backup_command=command)
 
@@ -103,9 +112,9 @@ def test_a_pending_migration_runs_after_a_backup(
 
     outcome = migrate(app_settings_for(app_db), command, migrations_dir=newer_migrations)
 
-    assert outcome.backed_up and outcome.applied == ["0002_sha256_index"]
+    assert outcome.backed_up and outcome.applied == [*ALL_REVISIONS[1:], EXTRA]
     assert backups_taken(marker) == 1
-    assert revision(app_db) == "0002_sha256_index"
+    assert revision(app_db) == EXTRA
     with sqlite3.connect(app_db) as conn:
         assert conn.execute("SELECT count(*) FROM analyses").fetchone()[0] == 200
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
@@ -198,14 +207,35 @@ def test_the_real_backup_task_takes_a_pre_migration_backup_before_migrating(
 
     outcome = migrate(settings, BACKUP_COMMAND, migrations_dir=newer_migrations)
 
-    assert outcome.backed_up and outcome.applied == ["0002_sha256_index"]
+    assert outcome.backed_up and outcome.applied == [*ALL_REVISIONS[1:], EXTRA]
     objects = s3.list_objects_v2(Bucket=settings.s3_bucket_backups).get("Contents", [])
     assert len(objects) == 1 and objects[0]["Key"].startswith("backup-")
     metadata = s3.head_object(Bucket=settings.s3_bucket_backups, Key=objects[0]["Key"])
     assert metadata["Metadata"]["reason"] == "pre-migration"
-    assert revision(app_db) == "0002_sha256_index"
+    assert revision(app_db) == EXTRA
     backup_copy = tmp_path / "restored.db"
     backup_copy.write_bytes(
         s3.get_object(Bucket=settings.s3_bucket_backups, Key=objects[0]["Key"])["Body"].read()
     )
     assert revision(backup_copy) == "0001_initial"
+
+
+def test_existing_analyses_get_distinct_unguessable_public_ids_and_keep_their_rows(
+    app_db: Path,
+) -> None:
+    with sqlite3.connect(app_db) as conn:
+        before = conn.execute("SELECT * FROM analyses ORDER BY id").fetchall()
+    assert before, "the fixture database has analyses"
+
+    migrate(app_settings_for(app_db), backup_command=None)
+
+    with sqlite3.connect(app_db) as conn:
+        rows = conn.execute("SELECT * FROM analyses ORDER BY id").fetchall()
+        handles = [row[-1] for row in rows]
+        indexes = conn.execute("PRAGMA index_list(analyses)").fetchall()
+    assert [row[:-1] for row in rows] == before
+    assert len(set(handles)) == len(handles)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", handle) for handle in handles)
+    assert any(index[1] == "ix_analyses_public_id" and index[2] == 1 for index in indexes)
+    with sqlite3.connect(app_db) as conn, pytest.raises(sqlite3.IntegrityError):
+        conn.execute("UPDATE analyses SET public_id = ? WHERE id = 2", (handles[0],))

@@ -46,3 +46,9 @@ def test_tiny_run_exits_zero_and_prints_ratios_to_the_floor(tmp_path: Path) -> N
     if ours_available("backup"):
         assert "during our backup" in done.stdout
         assert re.search(r"ours against the upload with the same S3 checksum .*\d×", done.stdout)
+    # The app's memory under concurrent uploads (the production command; in a 512 MB
+    # cgroup where the machine allows one).
+    assert "== app-memory ==" in done.stdout
+    assert re.search(r"PNG\s+\|?\s*4\s+\|?\s*\d+", done.stdout), done.stdout
+    assert "[met] no OOM kill, no worker restart" in done.stdout
+    assert "[met] every upload answered 201, or 503 with Retry-After" in done.stdout

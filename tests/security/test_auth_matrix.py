@@ -35,13 +35,15 @@ EXPECTED: dict[tuple[str, str], tuple[dict[str, Any], dict[str, int | str]]] = {
     ("POST", "/login"): ({"data": {"password": ADMIN_PASSWORD}}, dict.fromkeys(IDENTITIES, 303)),
     ("POST", "/logout"): ({"data": {"csrf_token": "<csrf>"}}, dict.fromkeys(IDENTITIES, 303)),
     ("POST", "/api/v1/drawings"): (UPLOAD, dict.fromkeys(IDENTITIES, 201)),
-    ("GET", "/api/v1/analyses/{analysis_id}"): ({}, dict.fromkeys(IDENTITIES, 404)),
+    ("GET", "/api/v1/analyses/{public_id}"): ({}, dict.fromkeys(IDENTITIES, 404)),
+    ("GET", "/api/v1/admin/analyses/{analysis_id}"): ({}, {**ADMIN, "admin": 404}),
+    ("DELETE", "/api/v1/sessions"): ({}, {**ADMIN, "admin": 204}),
     ("GET", "/api/v1/config"): ({}, ADMIN),
     ("PUT", "/api/v1/config"): (CONFIG_CHANGE, ADMIN),
     ("GET", "/dashboard"): ({}, ADMIN_PAGE),
     ("GET", "/static/{path}"): ({}, PUBLIC),
 }
-CONCRETE = {"{analysis_id}": "987654", "{path}": "style.css"}
+CONCRETE = {"{analysis_id}": "987654", "{public_id}": "A" * 22, "{path}": "style.css"}
 
 
 def concrete(path: str) -> str:
