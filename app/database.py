@@ -1,4 +1,4 @@
-"""The app database: one SQLAlchemy engine over the shared SQLite helper (DESIGN §2)."""
+"""The app database: one SQLAlchemy engine over the shared SQLite helper (ARCHITECTURE §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Apply pending Alembic migrations, after a `pre-migration` backup (DESIGN §4, §8).
+"""Apply pending Alembic migrations, after a `pre-migration` backup (ARCHITECTURE §4, §8).
 
 The backup is taken by running the backup task as a command: the app never imports `tasks`.
 No backup is taken on a fresh install (no database yet) or when nothing is pending; when the

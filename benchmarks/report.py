@@ -17,7 +17,7 @@ RESULTS_HEADER = """# Benchmark results
 Appended by `python -m benchmarks` (full runs; `--tiny` runs are not recorded). Every
 section names its machine and versions. The local S3 endpoint is moto's server on the same
 cores as the contenders: compare contenders within one section, not across sections
-(see ../../shared/BENCHMARKING.md, or the notes of each run).
+(see benchmarks/README.md, and the notes of each run).
 """
 
 

@@ -1,4 +1,4 @@
-"""The one place boto3 clients are made (DESIGN §8)."""
+"""The one place boto3 clients are made (ARCHITECTURE §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one SQLite connection helper every process uses (DESIGN §2).
+"""The one SQLite connection helper every process uses (ARCHITECTURE §2).
 
 The database lives on EFS, where WAL does not work across hosts, so every read-write
 connection runs in rollback-journal mode (journal_mode=DELETE) with a busy timeout.

@@ -1,4 +1,4 @@
-"""The embedded AWS endpoint of local mode: moto's server on loopback (DESIGN §5), whose
+"""The embedded AWS endpoint of local mode: moto's server on loopback (ARCHITECTURE §5), whose
 state is kept in its folder across restarts (opsd/local_aws_state.py)."""
 
 from __future__ import annotations

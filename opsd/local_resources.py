@@ -1,4 +1,4 @@
-"""What local mode creates on the embedded AWS endpoint (DESIGN §5), with the declared policy.
+"""What local mode creates on the embedded AWS endpoint (ARCHITECTURE §5), with the declared policy.
 
 `provision(settings, clients)` makes the three buckets and applies the storage policy to them
 through the same functions `lifecycle-check --fix` uses, the log groups with their retention,

@@ -1,4 +1,4 @@
-"""Every custom metric the system emits, listed once (DESIGN §6).
+"""Every custom metric the system emits, listed once (ARCHITECTURE §6).
 
 Publishers, the app's operations panel and the CloudFormation dashboard and alarms use only
 these names; a test holds the template to this list.

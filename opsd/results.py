@@ -1,4 +1,4 @@
-"""The shape every task run reports (DESIGN §8)."""
+"""The shape every task run reports (ARCHITECTURE §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Settings of every process, from environment variables (DESIGN §7)."""
+"""Settings of every process, from environment variables (ARCHITECTURE §7)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The operations state database (OPS_STATE_PATH): task runs and what tasks remember.
 
-Never the app database: tasks only read that one (DESIGN §2).
+Never the app database: tasks only read that one (ARCHITECTURE §2).
 """
 
 from __future__ import annotations

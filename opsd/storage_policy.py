@@ -1,4 +1,4 @@
-"""The declared storage policy, in one place (issue 4, DESIGN §4–5).
+"""The declared storage policy, in one place (issue 4, ARCHITECTURE §4–5).
 
 Read by `lifecycle-check` (compare), by `lifecycle-check --fix` and local mode (apply, through
 `apply_bucket_rule` / `apply_log_retention`), and by the test that holds the CloudFormation

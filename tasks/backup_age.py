@@ -1,4 +1,4 @@
-"""The newest backup we took (DESIGN §4 key format), in as few requests as can be.
+"""The newest backup we took (ARCHITECTURE §4 key format), in as few requests as can be.
 
 Keys are `backup-YYYY-MM-DD-HH-MM.db` (UTC) under BACKUP_PREFIX, so listing by the current
 month's key prefix finds the newest backup with one request; the previous month and then the

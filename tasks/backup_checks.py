@@ -1,4 +1,4 @@
-"""Checks of a downloaded backup file against the metadata its object carries (DESIGN §4)."""
+"""Checks of a downloaded backup file against the metadata its object carries (ARCHITECTURE §4)."""
 
 from __future__ import annotations
 

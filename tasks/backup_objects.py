@@ -1,4 +1,4 @@
-"""Backup objects in S3 (DESIGN §4, contract): key naming, listing, and their metadata."""
+"""Backup objects in S3 (ARCHITECTURE §4, contract): key naming, listing, and their metadata."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A restored or drilled copy in the app's journal mode (rollback journal, DESIGN §2)."""
+"""A restored or drilled copy in the app's journal mode (rollback journal, ARCHITECTURE §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The schedule table (DESIGN §3, contract): read by the daemon, held equal to the
+"""The schedule table (ARCHITECTURE §3, contract): read by the daemon, held equal to the
 CloudFormation schedules by a test. A task joins by adding a module and a row here."""
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def snapshot_database(
 ) -> Path:
     """A consistent copy of `source` in a new temporary file (locked; see scratch_files).
 
-    In rollback-journal mode (DESIGN §2) the file is copied as it is by the kernel while a
+    In rollback-journal mode (ARCHITECTURE §2) the file is copied as it is by the kernel while a
     read transaction holds SQLite's SHARED lock: no writer can commit until the copy is
     done, and it takes a fraction of the time SQLite's backup API needs (the file is read
     into the page cache first, outside the lock), so writers wait that much less. The copy

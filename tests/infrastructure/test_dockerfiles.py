@@ -1,4 +1,4 @@
-"""The two images: entry points, users and dependencies the template and DESIGN rely on."""
+"""The two images: entry points, users and dependencies the template and the design rely on."""
 
 from __future__ import annotations
 
