@@ -33,10 +33,10 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from benchmarks.production_app import production_command, production_env
 from tests.app.helpers import ADMIN_PASSWORD, drawing_bytes
 from tests.infrastructure.cfn_model import REPO, Resolver
 from tests.infrastructure.cloudfront_policies import MANAGED_ORIGIN_REQUEST_POLICIES
-from tests.infrastructure.dockerfile_model import parse
 from tests.task_processes import free_port
 
 pytestmark = pytest.mark.slow
@@ -164,15 +164,6 @@ def application_load_balancer(
     return out
 
 
-def gunicorn_command(port: int) -> list[str]:
-    """The app image's CMD, bound to a free loopback port instead of 0.0.0.0:8000."""
-    command = parse(REPO / "Dockerfile.prod").cmd
-    assert command[:2] == ["sh", "-c"], command
-    script = command[2]
-    assert "--bind 0.0.0.0:8000" in script, script
-    return ["sh", "-c", script.replace("--bind 0.0.0.0:8000", f"--bind 127.0.0.1:{port}")]
-
-
 def wait_for(url_host: str, port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -199,6 +190,7 @@ def edge(tmp_path: Path) -> Iterator[tuple[int, Hop, Hop]]:
         s3.create_bucket(Bucket=f"acme-production-{kind}")
     app_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AWS_"))}
+    env.update(production_env())
     env.update(
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         PYTHONPATH=str(REPO),
@@ -222,7 +214,7 @@ def edge(tmp_path: Path) -> Iterator[tuple[int, Hop, Hop]]:
     log = tmp_path / "app.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            gunicorn_command(app_port), env=env, cwd=REPO, stdout=output, stderr=subprocess.STDOUT
+            production_command(app_port), env=env, cwd=REPO, stdout=output, stderr=subprocess.STDOUT
         )
     config = Resolver().properties("Distribution")["DistributionConfig"]
     policy_id = config["DefaultCacheBehavior"]["OriginRequestPolicyId"]
@@ -333,22 +325,6 @@ def test_a_browser_logs_in_configures_and_uploads_through_cloudfront_and_the_alb
     assert arrived["X-Forwarded-Proto"] == "http"
 
 
-# gunicorn trusting every X-Forwarded-For entry (--forwarded-allow-ips '*') keys the login
-# throttle on the leftmost one, which the viewer writes. The gunicorn flags and the throttle's
-# key belong to the login-throttle work; once either changes, this test holds them to the
-# chain above.
-THROTTLE_KEYED_ON_FORGEABLE_ENTRY = "--forwarded-allow-ips '*'" in " ".join(
-    parse(REPO / "Dockerfile.prod").cmd
-) and not any(
-    "cloudfront-viewer-address" in path.read_text().lower() for path in (REPO / "app").rglob("*.py")
-)
-
-
-@pytest.mark.xfail(
-    THROTTLE_KEYED_ON_FORGEABLE_ENTRY,
-    reason="the image's gunicorn trusts the viewer's forged X-Forwarded-For entry",
-    strict=True,
-)
 def test_a_viewer_locked_out_by_failed_logins_does_not_lock_out_another(
     edge: tuple[int, Hop, Hop],
 ) -> None:
