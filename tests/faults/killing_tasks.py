@@ -63,8 +63,8 @@ def _arm(when: str, nth: str) -> None:
     def after_call(model: Any, **_: Any) -> None:
         die("after", model.name)
 
-    def make_client(settings: Any, service: str, session: Any = None) -> Any:
-        client = made(settings, service, session)
+    def make_client(settings: Any, service: str, *rest: Any) -> Any:
+        client = made(settings, service, *rest)
         if service == "cloudwatch":
             for operation in calls:
                 events = client.meta.events
