@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import sqlite3
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,11 @@ class OpsState:
                 f"{self.path.name}.unreadable-{utcnow():%Y%m%dT%H%M%S}"
             )
             self.path.rename(self.set_aside)
+            print(
+                f"warning: OPS_STATE_PATH {self.path}: not an SQLite database: kept as "
+                f"{self.set_aside.name}, a new one started",
+                file=sys.stderr,
+            )
             self._open(busy_timeout_ms)
 
     def _open(self, busy_timeout_ms: int) -> None:

@@ -15,7 +15,6 @@ from tests.task_processes import ROOT, free_port
 
 STATE_PATHS = {
     "a directory": lambda tmp: tmp,
-    "a file that is not SQLite": lambda tmp: _written(tmp / "notes.txt"),
     "below a regular file": lambda tmp: _written(tmp / "file") / "ops-state.db",
 }
 
@@ -65,6 +64,30 @@ def test_a_bad_ops_state_path_is_one_line_and_exit_2(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr + done.stdout
     assert lines[0].startswith(f"configuration error: OPS_STATE_PATH {state}: ")
+
+
+def test_a_state_file_that_is_not_sqlite_is_kept_aside_and_a_new_one_started(
+    tmp_path: Path,
+) -> None:
+    state = _written(tmp_path / "ops-state.db")
+
+    done = _run(tmp_path, "-m", "tasks", "restore", "--help", OPS_STATE_PATH=str(state))
+    assert done.returncode == 0 and not list(tmp_path.glob("*.unreadable-*"))  # nothing opened
+
+    done = _run(
+        tmp_path,
+        "-c",
+        "from opsd.cli import main; raise SystemExit(main(['status']))",
+        OPS_STATE_PATH=str(state),
+    )
+
+    assert done.returncode == 0, done.stderr
+    (kept,) = tmp_path.glob("ops-state.db.unreadable-*")
+    assert kept.read_text() == "not a database\n"
+    assert state.read_bytes().startswith(b"SQLite format 3")
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"warning: OPS_STATE_PATH {state}: ")
+    assert kept.name in lines[0]
 
 
 @pytest.mark.slow
