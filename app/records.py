@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,18 +34,21 @@ class NewAnalysis:
     is_anomaly: bool
     normalised_score: float
     processing_time_ms: float
+    reasons: list[dict[str, Any]] = field(default_factory=list)
 
 
 def record_analysis(engine: Engine, drawing: NewDrawing, analysis: NewAnalysis) -> int:
     """Write the drawing and its analysis in one transaction; the analysis id."""
     now = utc_now()
+    values = asdict(analysis)
+    values["reasons"] = json.dumps(values["reasons"])
     with engine.begin() as conn:
         drawing_id = conn.execute(
             drawings.insert().values(**asdict(drawing), created_at=now)
         ).inserted_primary_key[0]
         return int(
             conn.execute(
-                analyses.insert().values(**asdict(analysis), drawing_id=drawing_id, created_at=now)
+                analyses.insert().values(**values, drawing_id=drawing_id, created_at=now)
             ).inserted_primary_key[0]
         )
 
@@ -60,6 +64,7 @@ _PUBLIC_COLUMNS = (
     analyses.c.is_anomaly,
     analyses.c.normalised_score,
     analyses.c.processing_time_ms,
+    analyses.c.reasons,
     drawings.c.age_years,
     drawings.c.subject,
 )
@@ -90,7 +95,16 @@ def recent_analyses(engine: Engine, limit: int) -> list[dict[str, Any]]:
 def _public(row: Any) -> dict[str, Any]:
     record = dict(row)
     record["is_anomaly"] = bool(record["is_anomaly"])
+    record["reasons"] = _reasons(record.get("reasons"))
     return record
+
+
+def _reasons(stored: str | None) -> list[dict[str, Any]]:
+    """The stored reasons; none for analyses recorded before they were stored."""
+    if not stored:
+        return []
+    value = json.loads(stored)
+    return value if isinstance(value, list) else []
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ analyses = Table(
     Column("is_anomaly", Boolean, nullable=False),
     Column("normalised_score", Float, nullable=False),
     Column("processing_time_ms", Float, nullable=False),
+    Column("reasons", Text),  # JSON list of {feature, direction, share, text}; 0003
     Index("ix_analyses_created_at", "created_at"),
 )
 

@@ -25,6 +25,13 @@ READ_CHUNK = 1024 * 1024
 MAX_ROW_ID = 2**63 - 1
 
 
+class Reason(BaseModel):
+    feature: str
+    direction: str
+    share: float
+    text: str
+
+
 class Analysis(BaseModel):
     id: int
     drawing_id: int
@@ -38,6 +45,7 @@ class Analysis(BaseModel):
     is_anomaly: bool
     normalised_score: float
     processing_time_ms: float
+    reasons: list[Reason] = []  # what contributed most to the score, in plain words
 
 
 class Problem(BaseModel):
