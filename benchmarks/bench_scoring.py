@@ -111,7 +111,7 @@ def run(options: BenchOptions) -> BenchReport:
 
     tiny = options.tiny
     work = options.work_dir / "scoring"
-    count = 3 if tiny else 40
+    count = 3 if tiny else 30
     size = 128 if tiny else 512
     report = BenchReport(name=NAME)
     packaged = load_packaged_bundle()
@@ -155,7 +155,7 @@ def run(options: BenchOptions) -> BenchReport:
     )
 
     reference = scoring_quality.reference_set(
-        work / "reference", 8 if tiny else 24, HELD_OUT_SEED + 1, 96 if tiny else 384
+        work / "reference", 8 if tiny else 20, HELD_OUT_SEED + 1, 96 if tiny else 384
     )
     families = scoring_quality.family_false_flags(
         reference, count, HELD_OUT_SEED, size, base=packaged

@@ -17,6 +17,7 @@ from app.scoring.features import FEATURE_NAMES
 
 REASON_COUNT = 3
 MIN_SHARE = 0.05  # a feature contributing less than this share of the score is not a reason
+EMPTY_PAGE_INK = 0.05  # ink_mass_log below this: less than 1.6e-4 of the page is ink
 HUE_NAMES = ("red", "yellow", "green", "cyan", "blue", "purple or pink")
 
 
@@ -79,16 +80,34 @@ def describe(feature: str, higher: bool) -> str:
     return f"{feature.replace('_', ' ')} is {'higher' if higher else 'lower'} than usual"
 
 
+def _is_about_the_drawing(name: str) -> bool:
+    return not name.startswith(("paper_", "page_"))
+
+
 def top_reasons(
-    contributions: np.ndarray, standardised: np.ndarray, count: int = REASON_COUNT
+    contributions: np.ndarray,
+    standardised: np.ndarray,
+    features: np.ndarray,
+    count: int = REASON_COUNT,
 ) -> tuple[Reason, ...]:
-    """The ``count`` largest positive contributions, one per plain-words text."""
-    total = float(np.clip(contributions, 0.0, None).sum())
+    """The ``count`` largest positive contributions, one per plain-words text. On a page with
+    almost no ink, what the drawing's shape, strokes and colours contribute is one reason:
+    nothing is drawn."""
+    positive = np.clip(contributions, 0.0, None)
+    total = float(positive.sum())
     if total <= 0:
         return ()
     reasons: list[Reason] = []
     seen: set[str] = set()
-    for index in np.argsort(-contributions):
+    order = list(np.argsort(-contributions))
+    if features[FEATURE_NAMES.index("ink_mass_log")] < EMPTY_PAGE_INK:
+        drawing = [i for i in range(len(FEATURE_NAMES)) if _is_about_the_drawing(FEATURE_NAMES[i])]
+        share = float(positive[drawing].sum()) / total
+        text = "almost nothing is drawn on the page"
+        reasons.append(Reason("ink_mass_log", "lower", round(share, 3), text))
+        seen.add(text)
+        order = [i for i in order if not _is_about_the_drawing(FEATURE_NAMES[int(i)])]
+    for index in order:
         share = float(contributions[index]) / total
         if share < MIN_SHARE or len(reasons) == count:
             break

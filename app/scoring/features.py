@@ -34,7 +34,8 @@ COVERAGE_INK = 0.3
 DARK_INK = 0.6
 MID_TONE = (0.05, 0.45)
 COLOURFUL_SATURATION = 0.3
-PALETTE_SHARE = 0.03
+COLOUR_INK = 0.2
+PALETTE_SHARE = 0.06
 LOG_FLOOR = 1e-4
 
 
@@ -148,7 +149,8 @@ def _colours(page: Page) -> list[float]:
     top = rgb.max(axis=2)
     chroma = top - rgb.min(axis=2)
     saturation = np.where(top > 1e-3, chroma / np.maximum(top, 1e-3), 0.0)
-    colourful = saturation > COLOURFUL_SATURATION
+    # Colours of strokes, not of the faint remains of printed lines or of noise.
+    colourful = (saturation > COLOURFUL_SATURATION) & (ink > COLOUR_INK)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     safe = np.maximum(chroma, 1e-6)
     hue = np.where(
@@ -160,7 +162,10 @@ def _colours(page: Page) -> list[float]:
     hue_mass = np.bincount(bins, weights=ink[colourful], minlength=HUE_BINS) / mass
     colourful_share = float(ink[colourful].sum()) / mass
     dark_share = 1.0 - colourful_share
-    palette = int((hue_mass > PALETTE_SHARE).sum()) + int(dark_share > PALETTE_SHARE)
+    # A soft count: a colour with PALETTE_SHARE of the ink or more counts fully, less counts
+    # in proportion (a hard cut-off would jump with a few pixels).
+    palette = float(np.minimum(hue_mass / PALETTE_SHARE, 1.0).sum())
+    palette += min(dark_share / PALETTE_SHARE, 1.0)
     return [
         float((saturation * ink).sum()) / mass,
         colourful_share,

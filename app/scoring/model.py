@@ -234,5 +234,5 @@ class ModelBundle:
             age_group=group,
             model_version=self.model_version,
             threshold_percentile=chosen,
-            reasons=top_reasons(contributions, standardised),
+            reasons=top_reasons(contributions, standardised, np.asarray(features).reshape(-1)),
         )

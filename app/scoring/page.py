@@ -3,15 +3,16 @@
 Steps, on a ``WORK_SIZE`` square copy of the upload (JPEGs are decoded at reduced scale):
 
 1. a background estimate: per block of ``BLOCK`` pixels and per channel, a high percentile
-   (the paper between the strokes), widened over neighbouring blocks so that filled areas
-   are bridged, then smoothed and interpolated back to every pixel;
+   (the paper between the strokes), then a smooth surface through the paper blocks (filled
+   areas and dense ink left out), interpolated back to every pixel;
 2. crop borders: rows and columns of blocks at the edges that are much darker than the
    paper (a scanner lid, the table around a photographed sheet) are trimmed;
 3. paper tone, colour cast and uneven illumination: each pixel is divided by the background,
    which gives its reflectance on white paper;
 4. ruled or squared lines: within vertical (horizontal) strips, a faint value that most of a
    row (column) shares is a printed line, not a stroke, and is subtracted;
-5. noise: ink below ``INK_FLOOR`` is paper (sensor noise, JPEG ringing, paper grain).
+5. noise: ink below a floor is paper (sensor noise, JPEG ringing, paper grain); the floor is
+   ``INK_FLOOR``, raised on a noisy page to 3.5 standard deviations of its noise.
 
 What the page itself looked like is kept as a handful of numbers (brightness, saturation,
 evenness, colour spread, noise) for the features.
@@ -30,12 +31,15 @@ BLOCK = 16
 PAPER_PERCENTILE = 0.9
 BORDER_DARKNESS = 0.6  # a block darker than this share of the paper is outside the page
 MAX_BORDER_BLOCKS = 4  # per side
+SURFACE_ROUNDS = 3
+SURFACE_TOLERANCE = 0.04
 LINE_STRIPS = 6
 LINE_MAX_INK = 0.6  # ruled lines are fainter than this
 LINE_MIN_INK = 0.03
 RIDGE_REACH = 3
 MAX_EDGE_RUN = 0.15
 INK_FLOOR = 0.1
+MAX_INK_FLOOR = 0.3
 COLOUR_STEP = 3
 REDUCIBLE_MODES = ("RGB", "RGBA", "L", "LA")
 
@@ -94,12 +98,26 @@ def _block_background(rgb: np.ndarray) -> np.ndarray:
     return np.partition(tiles, rank, axis=3)[..., rank]
 
 
-def _neighbourhood(grid: np.ndarray, reduce: str) -> np.ndarray:
-    padded = np.pad(grid, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    shifted = [padded[1 + dy : padded.shape[0] - 1 + dy, 1 + dx : padded.shape[1] - 1 + dx]
-               for dy in (-1, 0, 1) for dx in (-1, 0, 1)]  # fmt: skip
-    stack = np.stack(shifted)
-    return stack.max(axis=0) if reduce == "max" else stack.mean(axis=0)
+def _paper_surface(grid: np.ndarray) -> np.ndarray:
+    """A smooth (cubic) surface through the paper blocks of a (by, bx, 3) block background:
+    fitted per channel, then refitted without the blocks well below it (fills, dense ink).
+    Uneven light and vignetting are smooth; a fill is not."""
+    rows, cols = grid.shape[:2]
+    y, x = np.mgrid[0:rows, 0:cols].astype(np.float64)
+    x, y = (x + 0.5) / cols - 0.5, (y + 0.5) / rows - 0.5
+    terms = [np.ones_like(x), x, y, x * x, x * y, y * y, x**3, x * x * y, x * y * y, y**3]
+    basis = np.stack(terms, axis=-1).reshape(-1, len(terms))
+    values = grid.reshape(-1, grid.shape[2]).astype(np.float64)
+    keep = np.ones(values.shape[0], dtype=bool)
+    fit = values
+    for _ in range(SURFACE_ROUNDS):
+        coefficients = np.linalg.lstsq(basis[keep], values[keep], rcond=None)[0]
+        fit = basis @ coefficients
+        below = (values < fit - SURFACE_TOLERANCE).any(axis=1)
+        if (~below).sum() < 2 * len(terms):
+            break
+        keep = ~below
+    return np.clip(fit, 0.0, 1.0).reshape(grid.shape).astype(np.float32)
 
 
 def _page_bounds(luminance: np.ndarray) -> tuple[int, int, int, int]:
@@ -153,12 +171,19 @@ def _remove_lines(ink: np.ndarray) -> np.ndarray:
     out = ink.copy()
     for axis in (1, 0):  # rows within vertical strips, then columns within horizontal strips
         ridges = _ridges(ink, 1 - axis)
+        # Widened by a pixel across the lines, so that a line tilted by a degree or two (a
+        # photo) still runs along one row of a strip.
+        padded = np.pad(ridges, [(1, 1), (0, 0)] if axis == 1 else [(0, 0), (1, 1)], "edge")
+        if axis == 1:
+            widened = np.maximum(np.maximum(padded[:-2], padded[1:-1]), padded[2:])
+        else:
+            widened = np.maximum(np.maximum(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
         length = out.shape[axis]
         edges = np.linspace(0, length, LINE_STRIPS + 1).astype(int)
         for start, end in itertools.pairwise(edges):
             window = (slice(None), slice(start, end)) if axis == 1 else (slice(start, end),)
             ridge = ridges[window]
-            level = np.median(ridge, axis=axis, keepdims=True)
+            level = np.median(widened[window], axis=axis, keepdims=True)
             level = np.where((level > LINE_MIN_INK) & (level < LINE_MAX_INK), level, 0.0)
             out[window] -= np.minimum(ridge, level * 1.5)
     return np.clip(out, 0.0, 1.0)
@@ -183,6 +208,7 @@ def _edge_runs(dark: np.ndarray) -> np.ndarray:
 
 
 def _noise(luminance: np.ndarray) -> float:
+    """The median absolute Laplacian: about 3 sigma of Gaussian pixel noise."""
     centre = luminance[1:-1, 1:-1]
     laplacian = (
         4.0 * centre
@@ -191,7 +217,7 @@ def _noise(luminance: np.ndarray) -> float:
         - luminance[1:-1, :-2]
         - luminance[1:-1, 2:]
     )
-    return float(min(1.0, np.median(np.abs(laplacian)) * 4.0))
+    return float(np.median(np.abs(laplacian)))
 
 
 def _smooth(ink: np.ndarray, radius: float) -> np.ndarray:
@@ -217,18 +243,22 @@ def estimate_page(image: Image.Image) -> Page:
     rgb = rgb[top * BLOCK : bottom * BLOCK, left * BLOCK : right * BLOCK]
     height, width = rgb.shape[:2]
 
-    lifted = _neighbourhood(_neighbourhood(_neighbourhood(background, "max"), "max"), "mean")
+    lifted = _paper_surface(background)
     paper = _upsample(lifted, height, width)
     reflectance = np.clip(rgb / np.maximum(paper, 0.03), 0.0, 1.0)
     noise = _noise(reflectance.mean(axis=2))
     raw_ink = 1.0 - reflectance.min(axis=2)
     raw_ink[_edge_runs(reflectance.mean(axis=2) < BORDER_DARKNESS)] = 0.0
-    ink = np.clip((_remove_lines(raw_ink) - INK_FLOOR) / (1.0 - INK_FLOOR), 0.0, 1.0)
+    # Below the floor is paper: at least INK_FLOOR, higher on a noisy page (3.5 sigma).
+    floor = min(max(INK_FLOOR, 3.5 * noise / 3.0), MAX_INK_FLOOR)
+    ink = np.clip((_remove_lines(raw_ink) - floor) / (1.0 - floor), 0.0, 1.0)
 
     luminance = lifted.mean(axis=2)
     top_channel = lifted.max(axis=2)
     saturation = (top_channel - lifted.min(axis=2)) / np.maximum(top_channel, 1e-3)
-    tint = lifted / np.maximum(luminance[..., None], 1e-3)
+    # Evenness from the blocks themselves: a photographed scene is uneven, paper is smooth.
+    block_luminance = background.mean(axis=2)
+    tint = background / np.maximum(block_luminance[..., None], 1e-3)
     return Page(
         ink=ink.astype(np.float32),
         smooth_ink=_smooth(ink, 1.0),
@@ -237,7 +267,9 @@ def estimate_page(image: Image.Image) -> Page:
         colour_ink=ink[::COLOUR_STEP, ::COLOUR_STEP],
         paper_brightness=float(np.median(luminance)),
         paper_saturation=float(np.median(saturation)),
-        paper_unevenness=float(min(1.0, luminance.std() / max(luminance.mean(), 1e-3) * 4.0)),
+        paper_unevenness=float(
+            min(1.0, block_luminance.std() / max(block_luminance.mean(), 1e-3) * 4.0)
+        ),
         paper_colour_spread=float(min(1.0, tint.reshape(-1, 3).std(axis=0).mean() * 4.0)),
-        noise=noise,
+        noise=float(min(1.0, noise * 4.0)),
     )

@@ -138,7 +138,8 @@ def _ink_layer(age: int, rng: np.random.Generator, size: int, medium: str) -> Im
     if rng.random() < 0.35:  # a child's own pen, whatever the age: fine liner to marker
         stroke = float(np.exp(rng.uniform(np.log(0.003), np.log(0.03))))
     wobble = style.wobble * rng.uniform(0.05, 1.5)  # from a careful hand to a shaky one
-    fill = float(np.clip(style.fill + MEDIUM_FILL[medium] + rng.uniform(-0.2, 0.2), 0.0, 1.0))
+    # Outlines only, some colouring in or everything filled, at every age.
+    fill = float(np.clip(style.fill * rng.uniform(0.0, 1.5) + MEDIUM_FILL[medium], 0.0, 1.0))
     colours = style.colours if rng.random() < 0.8 else int(rng.integers(1, 9))
     colourful = medium != "pencil" or rng.random() < 0.35
     image = Image.new("RGB", (size, size), (255, 255, 255))
@@ -156,7 +157,7 @@ def _ink_layer(age: int, rng: np.random.Generator, size: int, medium: str) -> Im
         ]
     )
     weights /= weights.sum()
-    busy = rng.uniform(0.5, 2.0)  # sparse to busy pages at every age
+    busy = rng.uniform(0.25, 2.0)  # sparse to busy pages at every age
     slots = _slots(max(1, round(style.elements * busy)), rng)
     for slot in slots:
         name = choices[int(rng.choice(len(choices), p=weights))]

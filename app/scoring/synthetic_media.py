@@ -81,8 +81,8 @@ def absorbance(layer: Image.Image, medium: str, rng: np.random.Generator) -> np.
     absorbed = 1.0 - np.asarray(layer, dtype=np.float32) / 255.0
     height, width = absorbed.shape[:2]
     if medium == "pencil":
-        grain = rng.uniform(0.55, 1.0, size=(height, width, 1)).astype(np.float32)
-        return absorbed * grain * rng.uniform(0.5, 0.85)
+        grain = rng.uniform(0.65, 1.0, size=(height, width, 1)).astype(np.float32)
+        return absorbed * grain * rng.uniform(0.6, 0.9)
     if medium == "crayon":
         keep = rng.random((height, width, 1)) < rng.uniform(0.55, 0.85)
         return absorbed * keep.astype(np.float32) * rng.uniform(0.7, 0.95)

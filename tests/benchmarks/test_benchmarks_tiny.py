@@ -35,3 +35,25 @@ def test_tiny_run_exits_zero_and_prints_ratios_to_the_floor(tmp_path: Path) -> N
     if ours_available("backup"):
         assert "during our backup" in done.stdout
         assert re.search(r"ours against the upload with the same S3 checksum .*\d×", done.stdout)
+
+
+@pytest.mark.slow
+def test_tiny_scoring_run_prints_every_table_and_target(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--tiny", "--only", "scoring", "--no-record",
+         "--work-dir", str(tmp_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    titles = (
+        "False flags of the packaged model",
+        "Detection per anomaly kind",
+        "Leave one style family out",
+        "One-class AUROC",
+        "Scoring a 4096×4096 JPEG",
+    )
+    for title in titles:
+        assert title in done.stdout, done.stdout
+    assert re.search(r"mean digits AUROC ≥ 0\.99 .*\d\.\d{4}", done.stdout)
+    assert re.search(r"p95 < 0\.5 s per 4096² JPEG .*\d\.\d{3} s", done.stdout)
