@@ -3,8 +3,14 @@ analysis and shown by the API and the dashboard."""
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
+import shutil
+import sqlite3
+from pathlib import Path
 
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
+
+from app.records import analysis_by_id
 from tests.app.helpers import image_bytes
 
 INK_WORDS = ("much less ink than drawings at this age", "almost nothing is drawn on the page")
@@ -27,3 +33,24 @@ def test_a_blank_page_is_flagged_for_having_almost_no_ink(admin_client: TestClie
 
     page = admin_client.get("/dashboard").text
     assert any(text in page for text in INK_WORDS)
+
+
+def test_analyses_recorded_before_reasons_were_stored_have_none(
+    migrated_database: Path, tmp_path: Path
+) -> None:
+    database = tmp_path / "app.db"
+    shutil.copyfile(migrated_database, database)
+    with sqlite3.connect(database) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(analyses)")]
+        assert "reasons" in columns  # added by 0003_verdict_reasons
+        conn.execute(
+            "INSERT INTO drawings (filename, content_type, size_bytes, sha256, age_years, "
+            "storage_key, created_at) VALUES ('d.png', 'image/png', 1, 'x', 8, 'k', 't')"
+        )
+        conn.execute(
+            "INSERT INTO analyses (drawing_id, created_at, model_version, age_group, "
+            "anomaly_score, threshold, is_anomaly, normalised_score, processing_time_ms) "
+            "VALUES (1, 't', 'old', '8-10', 1.0, 2.0, 0, 50.0, 10.0)"
+        )
+    record = analysis_by_id(create_engine(f"sqlite:///{database}"), 1)
+    assert record is not None and record["reasons"] == []
