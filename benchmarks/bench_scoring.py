@@ -67,15 +67,16 @@ def latency_jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def measure_latency(runs: int) -> dict[str, object]:
-    """In this (child) process, pinned to one CPU: seconds per 4096² JPEG, and peak RSS."""
+def measure_latency(runs: int, jpeg_path: Path) -> dict[str, object]:
+    """In this (child) process, pinned to one CPU: seconds per 4096² JPEG (read from
+    ``jpeg_path``, made by the parent so that making it is not counted), and peak RSS."""
     from app.scoring import extract_features, load_packaged_bundle
     from app.uploads import decode_drawing
 
     cpu = min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})
     bundle = load_packaged_bundle()
-    data = latency_jpeg()
+    data = jpeg_path.read_bytes()
     timings = []
     for index in range(runs + 2):
         started = time.perf_counter()
@@ -89,8 +90,19 @@ def measure_latency(runs: int) -> dict[str, object]:
 
 
 def _latency_child(runs: int, work_dir: Path) -> dict[str, object]:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    jpeg_path = work_dir / "latency-4096.jpg"
+    jpeg_path.write_bytes(latency_jpeg())
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_scoring", "--latency-runs", str(runs)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_scoring",
+            "--latency-runs",
+            str(runs),
+            "--jpeg",
+            str(jpeg_path),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -230,8 +242,9 @@ def run(options: BenchOptions) -> BenchReport:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="child process of the scoring benchmark")
     parser.add_argument("--latency-runs", type=int, required=True)
+    parser.add_argument("--jpeg", type=Path, required=True)
     args = parser.parse_args(argv)
-    print(json.dumps(measure_latency(args.latency_runs)))
+    print(json.dumps(measure_latency(args.latency_runs, args.jpeg)))
     return 0
 
 
