@@ -139,7 +139,8 @@ def photograph(page: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     light = rng.uniform(0.6, 0.95) * gradient * vignette
     cast = rng.uniform(0.9, 1.0, size=3).astype(np.float32)
     out = out * light[..., None] * (cast / cast.max())
-    out = out + rng.normal(0.0, rng.uniform(0.005, 0.03), size=out.shape).astype(np.float32)
+    # Sensor noise after the phone's own denoising: a few levels of 255.
+    out = out + rng.normal(0.0, rng.uniform(0.004, 0.016), size=out.shape).astype(np.float32)
     out = np.clip(out, 0.0, 1.0)
     softness = rng.uniform(0.0, 1.0)
     result = Image.fromarray((out * 255).astype(np.uint8))
