@@ -55,5 +55,5 @@ def test_tiny_scoring_run_prints_every_table_and_target(tmp_path: Path) -> None:
     )
     for title in titles:
         assert title in done.stdout, done.stdout
-    assert re.search(r"mean digits AUROC ≥ 0\.99 .*\d\.\d{4}", done.stdout)
-    assert re.search(r"p95 < 0\.5 s per 4096² JPEG .*\d\.\d{3} s", done.stdout)
+    assert re.search(r"mean digits AUROC ≥ 0\.99: \d\.\d{4}", done.stdout)
+    assert re.search(r"p95 < 0\.5 s per 4096² JPEG: \d\.\d{3} s", done.stdout)
