@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,6 +102,7 @@ class Analyser:
             is_anomaly=score.is_anomaly,
             normalised_score=score.normalised_score,
             processing_time_ms=round(elapsed_ms, 3),
+            reasons=[asdict(reason) for reason in score.reasons],
         )
         analysis_id = record_analysis(self.engine, drawing, analysis)
         log.info(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Integer, cast, func, select
 
 from app.database import utc_now
 from app.scoring import GROUP_NAMES
@@ -35,6 +36,7 @@ class NewAnalysis:
     is_anomaly: bool
     normalised_score: float
     processing_time_ms: float
+    reasons: list[dict[str, Any]] = field(default_factory=list)
 
 
 PUBLIC_ID_BYTES = 16  # 128 random bits, as the migration that gave existing rows theirs
@@ -49,6 +51,8 @@ def record_analysis(engine: Engine, drawing: NewDrawing, analysis: NewAnalysis) 
     """Write the drawing and its analysis (with a new public id) in one transaction; the
     analysis id."""
     now = utc_now()
+    values = asdict(analysis)
+    values["reasons"] = json.dumps(values["reasons"])
     with engine.begin() as conn:
         drawing_id = conn.execute(
             drawings.insert().values(**asdict(drawing), created_at=now)
@@ -56,7 +60,7 @@ def record_analysis(engine: Engine, drawing: NewDrawing, analysis: NewAnalysis) 
         return int(
             conn.execute(
                 analyses.insert().values(
-                    **asdict(analysis),
+                    **values,
                     drawing_id=drawing_id,
                     created_at=now,
                     public_id=new_public_id(),
@@ -77,6 +81,7 @@ _COLUMNS = (
     analyses.c.is_anomaly,
     analyses.c.normalised_score,
     analyses.c.processing_time_ms,
+    analyses.c.reasons,
     drawings.c.age_years,
     drawings.c.subject,
 )
@@ -117,7 +122,16 @@ def recent_analyses(engine: Engine, limit: int) -> list[dict[str, Any]]:
 def _public(row: Any) -> dict[str, Any]:
     record = dict(row)
     record["is_anomaly"] = bool(record["is_anomaly"])
+    record["reasons"] = _reasons(record.get("reasons"))
     return record
+
+
+def _reasons(stored: str | None) -> list[dict[str, Any]]:
+    """The stored reasons; none for analyses recorded before they were stored."""
+    if not stored:
+        return []
+    value = json.loads(stored)
+    return value if isinstance(value, list) else []
 
 
 @dataclass(frozen=True)
@@ -140,7 +154,8 @@ def analysis_stats(engine: Engine, since_24h: str, sample: int = 5000) -> Analys
     """Counts over every analysis; processing-time percentiles over the newest `sample`."""
     with engine.connect() as conn:
         total, anomalies = conn.execute(
-            select(func.count(), func.coalesce(func.sum(analyses.c.is_anomaly), 0))
+            # Summed as integers: a sum over the Boolean column comes back typed Boolean (1).
+            select(func.count(), func.coalesce(func.sum(cast(analyses.c.is_anomaly, Integer)), 0))
         ).one()
         last_24h = conn.execute(
             select(func.count()).where(analyses.c.created_at >= since_24h)

@@ -46,6 +46,7 @@ analyses = Table(
     # What the uploader gets to read the analysis back: 128 random bits (app.records). The
     # sequential id stays internal (admin only).
     Column("public_id", Text, nullable=False),
+    Column("reasons", Text),  # JSON list of {feature, direction, share, text}; 0003
     Index("ix_analyses_created_at", "created_at"),
     Index("ix_analyses_public_id", "public_id", unique=True),
 )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from PIL import Image, UnidentifiedImageError
 
 from app.scoring import MAX_AGE, MIN_AGE
-from app.scoring.features import WORK_SIZE
+from app.scoring.page import WORK_SIZE
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,13 @@ STORAGE_RETRY_AFTER_S = 30
 BUSY_RETRY_AFTER_S = 5
 
 
+class Reason(BaseModel):
+    feature: str
+    direction: str
+    share: float
+    text: str
+
+
 class Analysis(BaseModel):
     """An analysis as its uploader sees it: `public_id` is the only way to read it back."""
 
@@ -45,6 +52,7 @@ class Analysis(BaseModel):
     is_anomaly: bool
     normalised_score: float
     processing_time_ms: float
+    reasons: list[Reason] = []  # what contributed most to the score, in plain words
 
 
 class AdminAnalysis(Analysis):

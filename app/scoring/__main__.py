@@ -12,11 +12,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from app.scoring.artefact import ArtefactError, bundle_to_bytes
-from app.scoring.model import DEFAULT_PERCENTILE, MAX_AGE, MIN_AGE, check_percentile
-from app.scoring.store import MODEL_KEY, PACKAGED_MODEL_PATH, upload_bundle
+from app.scoring.artefact import ArtefactError, bundle_from_bytes, bundle_to_bytes
+from app.scoring.model import (
+    DEFAULT_PERCENTILE,
+    MAX_AGE,
+    MIN_AGE,
+    ModelBundle,
+    check_percentile,
+)
+from app.scoring.store import (
+    MODEL_KEY,
+    PACKAGED_MODEL_PATH,
+    load_latest,
+    load_packaged_bundle,
+    upload_bundle,
+)
 from app.scoring.synthetic import generate_reference_set
-from app.scoring.training import TrainingError, train_bundle
+from app.scoring.training import (
+    GroupReport,
+    TrainingError,
+    train_bundle_with_report,
+)
+from opsd.logging import configure_logging
 
 PACKAGE_SEED = 20240601
 PACKAGE_PER_AGE = 40
@@ -57,6 +74,29 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _base_model(args: argparse.Namespace, target: tuple[str, Any] | None) -> ModelBundle:
+    """The model whose groups are kept when the manifest has too few drawings for them:
+    --base FILE, else the deployed model (with --upload), else the packaged one."""
+    if args.base is not None:
+        try:
+            return bundle_from_bytes(args.base.read_bytes())
+        except OSError as exc:
+            raise UsageError(f"--base {args.base}: {exc.strerror or exc}") from None
+    if target is not None:
+        bucket, s3 = target
+        return load_latest(s3, bucket, key=args.key).bundle
+    return load_packaged_bundle()
+
+
+def _print_report(reports: list[GroupReport]) -> None:
+    print(f"{'ages':<7} {'drawings':>8} {'components':>10} {'threshold':>10} "
+          f"{'false flags (cv)':>16}  model")  # fmt: skip
+    for r in reports:
+        rate = "–" if r.false_flag_rate is None else f"{100 * r.false_flag_rate:.1f} %"
+        print(f"{r.group:<7} {r.drawings:>8} {r.components:>10} {r.threshold:>10.3f} "
+              f"{rate:>16}  {r.source}")  # fmt: skip
+
+
 def _train(args: argparse.Namespace) -> int:
     if args.out is None and not args.upload:
         raise UsageError("give --out FILE, --upload, or both")
@@ -65,7 +105,13 @@ def _train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     target = models_bucket_and_client() if args.upload else None
-    bundle = train_bundle(args.images, args.manifest, percentile=args.percentile)
+    bundle, reports = train_bundle_with_report(
+        args.images,
+        args.manifest,
+        percentile=args.percentile,
+        base=lambda: _base_model(args, target),
+    )
+    _print_report(reports)
     if args.out is not None:
         _write_atomically(args.out, bundle_to_bytes(bundle))
         print(f"wrote model {bundle.model_version} to {args.out}")
@@ -84,7 +130,10 @@ def _package(args: argparse.Namespace) -> int:
         manifest = generate_reference_set(
             Path(folder), PACKAGE_PER_AGE, PACKAGE_SEED, size=PACKAGE_IMAGE_SIZE
         )
-        bundle = train_bundle(Path(folder), manifest, version_prefix="packaged")
+        bundle, reports = train_bundle_with_report(
+            Path(folder), manifest, version_prefix="packaged"
+        )
+    _print_report(reports)
     data = bundle_to_bytes(bundle)
     _write_atomically(args.out, data)
     print(f"wrote packaged model {bundle.model_version} ({len(data)} bytes) to {args.out}")
@@ -131,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="upload as a new version to the bucket named by S3_BUCKET_MODELS",
     )
     train.add_argument("--key", default=MODEL_KEY, help=f"object key ({MODEL_KEY})")
+    train.add_argument(
+        "--base",
+        type=Path,
+        help="model artefact whose age groups are kept where the manifest has fewer than 20 "
+        "drawings (default: the deployed model with --upload, else the packaged one)",
+    )
     train.set_defaults(handler=_train)
 
     package = commands.add_parser(
@@ -146,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 with a usage line on bad arguments
+    configure_logging(to_stderr=True)  # stdout carries the results
     try:
         return int(args.handler(args))
     except UsageError as exc:

@@ -59,6 +59,7 @@ def bundle_to_bytes(bundle: ModelBundle) -> bytes:
         arrays[_key(group, "lower")] = model.lower
         arrays[_key(group, "upper")] = model.upper
         arrays[_key(group, "reference_scores")] = model.reference_scores
+        arrays[_key(group, "source")] = np.array(bundle.sources.get(group, ""))
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
@@ -160,10 +161,14 @@ def bundle_from_bytes(data: bytes) -> ModelBundle:
     missing = [g for g in GROUP_NAMES if g not in groups]
     if missing:
         raise ArtefactError(f"model artefact has no model for ages {missing[0]}")
+    sources = {
+        g: str(arrays[_key(g, "source")]) for g in GROUP_NAMES if _key(g, "source") in arrays
+    }
     return ModelBundle(
         models={g: _group(arrays, g, feature_count) for g in GROUP_NAMES},
         model_version=model_version,
         default_percentile=percentile,
         feature_version=feature_version,
         feature_count=feature_count,
+        sources={g: s for g, s in sources.items() if s},
     )

@@ -1,56 +1,54 @@
-"""Feature extraction for children's drawings, with Pillow and NumPy only.
+"""Features of the ink, not of the paper, with Pillow and NumPy only.
 
-The image is downscaled first (to a ``WORK_SIZE`` square map of paper lightness, the darkest
-channel of each pixel, and a small colour copy),
-so the memory held does not depend on the upload's resolution beyond Pillow's own decoded
-image. Every feature is a plain number on a roughly 0..1 scale, and the vector has a fixed
-length (``FEATURE_COUNT``) whatever the input size, mode or aspect ratio.
+Before any feature is taken the page is estimated and removed (``app.scoring.page``): crop
+borders are trimmed, a large-scale background (paper tone, colour cast, uneven light) is
+divided out, ruled or squared lines are subtracted and a noise floor is cut off. What is left
+is an ink map (0 = paper, 1 = full ink) and the ink's colours on white paper. Features then
+describe what was drawn, as shares and masses that do not depend on the resolution:
 
-Groups of features (in order):
+- how much ink: mass, coverage, share of dark ink, share of mid tones;
+- where it sits: centre, spread, extent, its share in each cell of a grid over the page;
+- strokes: thickness, how much of the ink is filled areas, edge density, directions;
+- colours: saturation, colourful share, hues, number of colours used;
+- a few descriptors of the page itself (brightness, colour, evenness, noise), which are
+  ordinary for any real paper or photo and only extreme for a dark, coloured, noisy or
+  photographed-scene page.
 
-- ink density on a ``GRID`` x ``GRID`` grid (ink = 1 - lightness, on white paper);
-- global ink statistics: mean, coverage, dark fraction, spread, stroke thickness;
-- where the ink sits: centre of mass, spread, bounding-box area;
-- a lightness histogram;
-- edges: magnitude-weighted orientation histogram, edge density, mean magnitude;
-- texture: high-frequency energy and the roughness of the paper (noise);
-- colour: saturation, colourful fraction, hue histogram, RGB means and spreads, palette size.
+Every feature is a plain number on a roughly 0..1 scale; the vector has a fixed length
+(``FEATURE_COUNT``) whatever the input size, mode or aspect ratio.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageChops, ImageFilter
+from PIL import Image
 
-FEATURE_VERSION = 1
-WORK_SIZE = 256
-COLOUR_SIZE = 64
+from app.scoring.page import Page, estimate_page
+
+FEATURE_VERSION = 2
 GRID = 4
-ORIENTATION_BINS = 8
-GRAY_BINS = 8
+ORIENTATION_BINS = 4  # 0, 45, 90 and 135 degrees: bin centres on the axes
 HUE_BINS = 6
 
-INK_THRESHOLD = 0.25
-DARK_THRESHOLD = 0.75
-EDGE_THRESHOLD = 0.12
+COVERAGE_INK = 0.3
+DARK_INK = 0.6
+MID_TONE = (0.05, 0.45)
 COLOURFUL_SATURATION = 0.3
+COLOUR_INK = 0.2
+PALETTE_SHARE = 0.06
 LOG_FLOOR = 1e-4
-REDUCIBLE_MODES = ("RGB", "RGBA", "L", "LA")
-EDGE_SMOOTHING = 1.5  # Gaussian radius in working pixels
 
 
 def _feature_names() -> tuple[str, ...]:
-    names: list[str] = [f"ink_grid_{r}_{c}" for r in range(GRID) for c in range(GRID)]
-    names += ["ink_mean", "ink_coverage_log", "ink_dark", "ink_std", "stroke_thickness"]
-    names += ["ink_cx", "ink_cy", "ink_sx", "ink_sy", "ink_bbox_area"]
-    names += [f"gray_hist_{i}" for i in range(GRAY_BINS)]
+    names: list[str] = ["ink_mass_log", "ink_coverage_log", "ink_dark_share", "ink_mid_share"]
+    names += ["ink_cx", "ink_cy", "ink_sx", "ink_sy", "ink_extent_w", "ink_extent_h"]
+    names += [f"ink_grid_{r}_{c}" for r in range(GRID) for c in range(GRID)]
+    names += ["stroke_thickness", "fill_share", "edge_density_log"]
     names += [f"edge_orient_{i}" for i in range(ORIENTATION_BINS)]
-    names += ["edge_density_log", "edge_mean"]
-    names += ["highfreq_energy", "paper_roughness", "paper_brightness"]
-    names += ["saturation_mean", "colourful_fraction"]
-    names += [f"hue_hist_{i}" for i in range(HUE_BINS)]
-    names += ["red_mean", "green_mean", "blue_mean", "red_std", "green_std", "blue_std"]
-    names += ["palette_size"]
+    names += ["ink_saturation", "ink_colourful_share", "palette_size"]
+    names += [f"hue_share_{i}" for i in range(HUE_BINS)]
+    names += ["paper_brightness", "paper_saturation", "paper_unevenness", "paper_colour_spread"]
+    names += ["page_noise"]
     return tuple(names)
 
 
@@ -64,181 +62,132 @@ def _log_fraction(fraction: float) -> float:
     return float(np.log10(max(fraction, LOG_FLOOR)) / -np.log10(LOG_FLOOR) + 1.0)
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Any mode to RGB; transparency is composited onto white paper."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        paper.alpha_composite(rgba)
-        return paper.convert("RGB")
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit gray: scale to 8 bits before Pillow's clipping conversion.
-        array = np.asarray(image, dtype=np.float32)
-        top = float(array.max()) or 1.0
-        scaled = np.clip(array / top * 255.0, 0, 255).astype(np.uint8)
-        return Image.fromarray(scaled).convert("RGB")
-    return image.convert("RGB")
-
-
-def _downscale(image: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The working paper lightness (WORK_SIZE², float32 0..1), its smoothed copy for edge
-    orientation, and the colour image (COLOUR_SIZE², uint8)."""
-    image.draft("RGB", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at reduced scale; else no-op
-    factor = min(image.width, image.height) // (2 * WORK_SIZE)
-    if factor >= 2 and image.mode in REDUCIBLE_MODES:
-        # Cheap box reduction first (alpha-aware), so conversions run on the small image.
-        image = image.reduce(factor)
-    rgb = _to_rgb(image)
-    factor = min(rgb.width, rgb.height) // (2 * WORK_SIZE)
-    if factor >= 2:
-        rgb = rgb.reduce(factor)
-    work = rgb.resize((WORK_SIZE, WORK_SIZE), Image.Resampling.BILINEAR)
-    # "Paper lightness": the darkest channel of each pixel. Any pigment absorbs some channel,
-    # so a yellow crayon counts as ink as much as a pencil does (luminance would miss it).
-    red, green, blue = work.split()
-    gray_image = ImageChops.darker(ImageChops.darker(red, green), blue)
-    gray = np.asarray(gray_image, dtype=np.float32) / 255.0
-    # Orientation from a smoothed copy: aliased (pixel-art) strokes and anti-aliased ones, or
-    # a native 256 px image and a downscaled 2048 px one, then give the same histogram.
-    smooth = np.asarray(gray_image.filter(ImageFilter.GaussianBlur(EDGE_SMOOTHING)))
-    smooth = smooth.astype(np.float32) / 255.0
-    colour = np.asarray(
-        work.resize((COLOUR_SIZE, COLOUR_SIZE), Image.Resampling.BOX), dtype=np.uint8
-    )
-    return gray, smooth, colour
-
-
-def _ink_features(ink: np.ndarray, smooth_ink: np.ndarray) -> list[float]:
-    size = ink.shape[0]
-    cell = size // GRID
-    trimmed = ink[: cell * GRID, : cell * GRID]
-    grid = trimmed.reshape(GRID, cell, GRID, cell).mean(axis=(1, 3))
-    feats = [float(v) for v in np.sqrt(grid.ravel())]
-
-    inked = ink > INK_THRESHOLD
-    coverage = float(inked.mean())
-    # Stroke thickness: inked pixels per boundary pixel (thick strokes have more ink per edge).
-    boundary = inked[:, 1:] != inked[:, :-1]
-    boundary_count = float(boundary.sum()) + float((inked[1:, :] != inked[:-1, :]).sum())
-    thickness = float(inked.sum()) / (boundary_count + 1.0)
-    feats += [
-        float(ink.mean()),
-        _log_fraction(coverage),
-        float((smooth_ink > DARK_THRESHOLD).mean()),  # dark areas, not thin dark lines
-        float(ink.std()),
-        float(np.log1p(thickness) / np.log1p(size)),
+def _amount(ink: np.ndarray) -> list[float]:
+    mass = float(ink.sum())
+    share = (lambda part: float(part) / mass) if mass > 1e-6 else (lambda part: 0.0)
+    mid = (ink > MID_TONE[0]) & (ink < MID_TONE[1])
+    return [
+        _log_fraction(float(ink.mean())),
+        _log_fraction(float((ink > COVERAGE_INK).mean())),
+        share(ink[ink > DARK_INK].sum()),
+        share(ink[mid].sum()),
     ]
 
+
+def _mass_quantiles(mass: np.ndarray, low: float, high: float) -> tuple[float, float]:
+    cumulative = np.cumsum(mass)
+    total = cumulative[-1]
+    first = int(np.searchsorted(cumulative, low * total))
+    last = int(np.searchsorted(cumulative, high * total))
+    return first / mass.size, (last + 1) / mass.size
+
+
+def _placement(ink: np.ndarray) -> list[float]:
+    height, width = ink.shape
     total = float(ink.sum())
-    if total > 1e-6:
-        axis = (np.arange(size, dtype=np.float32) + 0.5) / size
-        col_mass = ink.sum(axis=0) / total
-        row_mass = ink.sum(axis=1) / total
-        cx = float(col_mass @ axis)
-        cy = float(row_mass @ axis)
-        sx = float(np.sqrt(col_mass @ (axis - cx) ** 2))
-        sy = float(np.sqrt(row_mass @ (axis - cy) ** 2))
-    else:
-        cx = cy = 0.5
-        sx = sy = 0.0
-    rows = np.flatnonzero(inked.any(axis=1))
-    cols = np.flatnonzero(inked.any(axis=0))
-    bbox_area = (
-        (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1) / (size * size) if rows.size else 0.0
-    )
-    feats += [cx, cy, sx, sy, float(bbox_area)]
-    return feats
+    if total <= 1e-6:
+        return [0.5, 0.5, 0.0, 0.0, 0.0, 0.0] + [1.0 / GRID] * (GRID * GRID)
+    cols, rows = ink.sum(axis=0) / total, ink.sum(axis=1) / total
+    x = (np.arange(width) + 0.5) / width
+    y = (np.arange(height) + 0.5) / height
+    cx, cy = float(cols @ x), float(rows @ y)
+    sx, sy = float(np.sqrt(cols @ (x - cx) ** 2)), float(np.sqrt(rows @ (y - cy) ** 2))
+    left, right = _mass_quantiles(cols, 0.02, 0.98)
+    top, bottom = _mass_quantiles(rows, 0.02, 0.98)
+    row_edges = np.linspace(0, height, GRID + 1).astype(int)
+    col_edges = np.linspace(0, width, GRID + 1).astype(int)
+    cells = np.add.reduceat(np.add.reduceat(ink, row_edges[:-1], axis=0), col_edges[:-1], axis=1)
+    grid = np.sqrt(cells.ravel() / total)
+    return [cx, cy, 2 * sx, 2 * sy, right - left, bottom - top, *(float(v) for v in grid)]
 
 
-def _edge_features(gray: np.ndarray) -> list[float]:
-    gx = np.zeros_like(gray)
-    gy = np.zeros_like(gray)
-    gx[:, 1:-1] = (gray[:, 2:] - gray[:, :-2]) * 0.5
-    gy[1:-1, :] = (gray[2:, :] - gray[:-2, :]) * 0.5
+def _gradients(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    gx = np.zeros_like(ink)
+    gy = np.zeros_like(ink)
+    gx[:, 1:-1] = (ink[:, 2:] - ink[:, :-2]) * 0.5
+    gy[1:-1, :] = (ink[2:, :] - ink[:-2, :]) * 0.5
+    return gx, gy
+
+
+def _strokes(page: Page) -> list[float]:
+    ink, smooth = page.ink, page.smooth_ink
+    size = float(np.sqrt(ink.size))
+    gx, gy = _gradients(smooth)
     magnitude = np.hypot(gx, gy)
-    strong = magnitude > EDGE_THRESHOLD
-    # Orientation of the edge, folded to 0..pi (a stroke has no direction).
-    angle = np.mod(np.arctan2(gy[strong], gx[strong]), np.pi)
-    bins = np.minimum((angle / np.pi * ORIENTATION_BINS).astype(np.int64), ORIENTATION_BINS - 1)
-    hist = np.bincount(bins, weights=magnitude[strong], minlength=ORIENTATION_BINS)
-    weight = float(hist.sum())
-    hist = hist / weight if weight > 0 else np.full(ORIENTATION_BINS, 1.0 / ORIENTATION_BINS)
-    hist = np.sqrt(hist)
-    edge_density = _log_fraction(float(strong.mean()))
-    return [*(float(v) for v in hist), edge_density, float(magnitude.mean()) * 4.0]
+    edge_mass = float(magnitude.sum())
+    mass = float(smooth.sum())
+    # A stroke of width w and length L has mass w*L and edge mass about 2*L (unit contrast).
+    thickness = 2.0 * mass / edge_mass if edge_mass > 1e-6 else 0.0
+    thickness_log = float(np.log1p(thickness) / np.log1p(size / 4))
+    inked = page.interior_share
+    edge_density = _log_fraction(edge_mass / ink.size / 0.5)
+    strong = magnitude > 0.02
+    angle = np.mod(np.arctan2(gy[strong], gx[strong]), np.pi) / np.pi * ORIENTATION_BINS
+    weight = magnitude[strong]
+    # Shared linearly between the two nearest bin centres: a small rotation moves a little
+    # mass to the neighbouring bin instead of flipping it across a bin edge.
+    lower = np.floor(angle).astype(np.int64)
+    frac = angle - lower
+    bins = ORIENTATION_BINS
+    hist = np.bincount(lower % bins, weights=weight * (1 - frac), minlength=bins)
+    hist += np.bincount((lower + 1) % bins, weights=weight * frac, minlength=bins)
+    total = float(hist.sum())
+    hist = hist / total if total > 1e-9 else np.full(ORIENTATION_BINS, 1.0 / ORIENTATION_BINS)
+    return [
+        min(thickness_log, 1.5),
+        inked,
+        edge_density,
+        *(float(v) for v in np.sqrt(hist)),
+    ]
 
 
-def _half(full: np.ndarray) -> np.ndarray:
-    """Half the working size (2x2 means): a native low-resolution image and a downscaled
-    high-resolution one then have the same sharpness and the same share of mid tones."""
-    half = full.shape[0] // 2
-    return full[: half * 2, : half * 2].reshape(half, 2, half, 2).mean(axis=(1, 3))
-
-
-def _texture_features(gray: np.ndarray) -> list[float]:
-    centre = gray[1:-1, 1:-1]
-    up, down = gray[:-2, 1:-1], gray[2:, 1:-1]
-    left, right = gray[1:-1, :-2], gray[1:-1, 2:]
-    laplacian = 4.0 * centre - up - down - left - right
-    highfreq = float(np.abs(laplacian).mean())
-    # Roughness of the paper: the median pixel is blank paper in a drawing (flat, ~0) and
-    # noise everywhere in a noisy scan.
-    roughness = float(np.median(np.abs(laplacian)))
-    paper = float(np.percentile(gray, 90))
-    return [highfreq, roughness, paper]
-
-
-def _colour_features(colour: np.ndarray) -> list[float]:
-    rgb = colour.astype(np.float32) / 255.0
+def _colours(page: Page) -> list[float]:
+    rgb, ink = page.colour, page.colour_ink
+    mass = float(ink.sum())
+    if mass <= 1e-6:
+        return [0.0, 0.0, 0.0] + [0.0] * HUE_BINS
     top = rgb.max(axis=2)
-    bottom = rgb.min(axis=2)
-    chroma = top - bottom
-    saturation = np.where(top > 1e-6, chroma / np.maximum(top, 1e-6), 0.0)
-    colourful = (saturation > COLOURFUL_SATURATION) & (top > 0.2)
-
+    chroma = top - rgb.min(axis=2)
+    saturation = np.where(top > 1e-3, chroma / np.maximum(top, 1e-3), 0.0)
+    # Colours of strokes, not of the faint remains of printed lines or of noise.
+    colourful = (saturation > COLOURFUL_SATURATION) & (ink > COLOUR_INK)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     safe = np.maximum(chroma, 1e-6)
     hue = np.where(
         top == r,
         np.mod((g - b) / safe, 6.0),
         np.where(top == g, (b - r) / safe + 2.0, (r - g) / safe + 4.0),
-    )  # 0..6
-    hue_bins = np.minimum(hue[colourful].astype(np.int64), HUE_BINS - 1)
-    hue_hist = np.sqrt(np.bincount(hue_bins, minlength=HUE_BINS) / float(colourful.size))
-
-    quantised = (colour // 64).astype(np.int64)
-    codes = quantised[..., 0] * 16 + quantised[..., 1] * 4 + quantised[..., 2]
-    counts = np.bincount(codes.ravel(), minlength=64)
-    palette = float((counts > 0.002 * codes.size).sum()) / 64.0
-
-    means = rgb.reshape(-1, 3).mean(axis=0)
-    stds = rgb.reshape(-1, 3).std(axis=0)
+    )
+    bins = np.minimum(hue[colourful].astype(np.int64), HUE_BINS - 1)
+    hue_mass = np.bincount(bins, weights=ink[colourful], minlength=HUE_BINS) / mass
+    colourful_share = float(ink[colourful].sum()) / mass
+    dark_share = 1.0 - colourful_share
+    # A soft count: a colour with PALETTE_SHARE of the ink or more counts fully, less counts
+    # in proportion (a hard cut-off would jump with a few pixels).
+    palette = float(np.minimum(hue_mass / PALETTE_SHARE, 1.0).sum())
+    palette += min(dark_share / PALETTE_SHARE, 1.0)
     return [
-        float(saturation.mean()),
-        float(colourful.mean()),
-        *(float(v) for v in hue_hist),
-        *(float(v) for v in means),
-        *(float(v) for v in stds),
-        palette,
+        float((saturation * ink).sum()) / mass,
+        colourful_share,
+        palette / (HUE_BINS + 1),
+        *(float(v) for v in np.sqrt(hue_mass)),
     ]
 
 
 def extract_features(image: Image.Image) -> np.ndarray:
     """The fixed-length float32 feature vector of a drawing (deterministic)."""
-    gray, smooth, colour = _downscale(image)
-    ink = 1.0 - gray
-    half = _half(gray)
-    gray_hist = np.bincount(
-        np.minimum((smooth * GRAY_BINS).astype(np.int64), GRAY_BINS - 1).ravel(),
-        minlength=GRAY_BINS,
-    ) / float(smooth.size)
-    feats = _ink_features(ink, 1.0 - smooth)
-    feats += [float(v) for v in np.sqrt(gray_hist)]
-    feats += _edge_features(smooth)
-    feats += _texture_features(half)
-    feats += _colour_features(colour)
+    page = estimate_page(image)
+    feats = _amount(page.ink)
+    feats += _placement(page.ink)
+    feats += _strokes(page)
+    feats += _colours(page)
+    feats += [
+        page.paper_brightness,
+        page.paper_saturation,
+        page.paper_unevenness,
+        page.paper_colour_spread,
+        page.noise,
+    ]
     vector = np.asarray(feats, dtype=np.float32)
     if vector.shape != (FEATURE_COUNT,):  # pragma: no cover - a programming error
         raise AssertionError(f"feature vector has {vector.size} values, not {FEATURE_COUNT}")

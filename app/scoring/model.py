@@ -22,10 +22,11 @@ Each age group has its own model, fitted on the feature vectors of normal drawin
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from app.scoring.explain import Reason, top_reasons
 from app.scoring.features import FEATURE_COUNT, FEATURE_VERSION
 
 MIN_AGE = 2
@@ -87,6 +88,7 @@ class Score:
     age_group: str
     model_version: str
     threshold_percentile: float
+    reasons: tuple[Reason, ...] = ()  # the features contributing most, in plain words
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,18 @@ class GroupModel:
         outside /= self.scale
         out_of_range = np.einsum("ij,ij->i", outside, outside)
         return 0.5 * (spe + t2) + out_of_range
+
+    def contributions(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each feature's share of the score of one (d,) vector (they sum to the score), and
+        the standardised vector (its sign says higher or lower than the training mean)."""
+        x = np.asarray(features, dtype=np.float64).reshape(-1)
+        z = (x - self.mean) / self.scale
+        projected = self.components @ z
+        residual = z - projected @ self.components
+        spe = residual * residual / self.residual_mean
+        t2 = z * (self.components.T @ (projected / self.variances)) / self.component_count
+        outside = (np.maximum(self.lower - x, 0.0) + np.maximum(x - self.upper, 0.0)) / self.scale
+        return 0.5 * (spe + t2) + outside * outside, z
 
     def threshold(self, percentile: float = DEFAULT_PERCENTILE) -> float:
         return float(np.percentile(self.reference_scores, check_percentile(percentile)))
@@ -163,18 +177,18 @@ def fit_group(
     features: np.ndarray,
     explained_variance: float = DEFAULT_EXPLAINED_VARIANCE,
     folds: int = CROSS_VALIDATION_FOLDS,
+    minimum: int = MIN_TRAINING_IMAGES,
 ) -> GroupModel:
-    """Fit one group's model on an (n, d) matrix of normal drawings' features.
+    """Fit one group's model on an (n, d) matrix of normal drawings' features (at least
+    ``minimum``; lower only to estimate by cross-validation how a full fit behaves).
 
     The reference scores are out-of-fold scores (each drawing scored by a model fitted
     without it, ``folds``-fold), so that the threshold reflects how the model scores drawings
     it has not seen rather than the ones it was fitted to.
     """
     matrix = np.asarray(features, dtype=np.float64)
-    if matrix.ndim != 2 or matrix.shape[0] < MIN_TRAINING_IMAGES:
-        raise ValueError(
-            f"need at least {MIN_TRAINING_IMAGES} drawings to fit, got {matrix.shape[0]}"
-        )
+    if matrix.ndim != 2 or matrix.shape[0] < minimum:
+        raise ValueError(f"need at least {minimum} drawings to fit, got {matrix.shape[0]}")
     if not 0.0 < explained_variance < 1.0:
         raise ValueError(f"explained variance {explained_variance} is outside (0, 1)")
     model = _fit_pca(matrix, explained_variance)
@@ -199,6 +213,7 @@ class ModelBundle:
     default_percentile: float = DEFAULT_PERCENTILE
     feature_version: int = FEATURE_VERSION
     feature_count: int = FEATURE_COUNT
+    sources: dict[str, str] = field(default_factory=dict)  # group -> where its model came from
 
     def score(self, features: np.ndarray, age: int, percentile: float | None = None) -> Score:
         """Score one drawing's feature vector for a child of ``age``; ``percentile`` overrides
@@ -210,6 +225,7 @@ class ModelBundle:
         chosen = check_percentile(self.default_percentile if percentile is None else percentile)
         anomaly_score = float(model.raw_scores(features)[0])
         threshold = model.threshold(chosen)
+        contributions, standardised = model.contributions(features)
         return Score(
             anomaly_score=anomaly_score,
             threshold=threshold,
@@ -218,4 +234,5 @@ class ModelBundle:
             age_group=group,
             model_version=self.model_version,
             threshold_percentile=chosen,
+            reasons=top_reasons(contributions, standardised, np.asarray(features).reshape(-1)),
         )

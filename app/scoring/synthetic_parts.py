@@ -303,3 +303,43 @@ def draw_grass(canvas: Canvas, palette: Sequence[Colour], detail: float) -> None
     if canvas.rng.random() < detail:
         for x in np.arange(0.04, 0.98, canvas.rng.uniform(0.03, 0.06)):
             canvas.line([(x, y), (x + 0.01, y - 0.03)], green, 0.6)
+
+
+def draw_car(canvas: Canvas, palette: Sequence[Colour], at: Point, detail: float, fill: float):
+    length = canvas.rng.uniform(0.12, 0.2)
+    left, right = at[0] - length / 2, at[0] + length / 2
+    body_top, bottom = at[1] - length * 0.15, at[1] + length * 0.15
+    body = _colour(palette, canvas)
+    canvas.polygon(
+        [(left, body_top), (right, body_top), (right, bottom), (left, bottom)],
+        body,
+        _fill_colour(palette, canvas, fill),
+    )
+    cabin = [
+        (left + length * 0.2, body_top),
+        (left + length * 0.3, body_top - length * 0.2),
+        (right - length * 0.25, body_top - length * 0.2),
+        (right - length * 0.15, body_top),
+    ]
+    canvas.line(cabin, body)
+    wheel = (40, 40, 40)
+    for x in (left + length * 0.22, right - length * 0.22):
+        canvas.circle(
+            (x, bottom), length * 0.09, wheel, wheel if canvas.rng.random() < 0.7 else None
+        )
+
+
+def draw_rainbow(canvas: Canvas, palette: Sequence[Colour], at: Point, detail: float, fill: float):
+    radius = canvas.rng.uniform(0.12, 0.25)
+    bands = int(canvas.rng.integers(3, 7))
+    for band in range(bands):
+        r = radius * (1.0 - 0.09 * band)
+        colour = CRAYONS[band % len(CRAYONS)] if len(palette) > 1 else palette[0]
+        arc = [
+            (
+                at[0] + r * math.cos(math.pi + math.pi * i / 16),
+                at[1] + r * math.sin(math.pi + math.pi * i / 16),
+            )
+            for i in range(17)
+        ]
+        canvas.line(arc, colour)

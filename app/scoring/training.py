@@ -12,7 +12,7 @@ import csv
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from app.scoring.features import FEATURE_COUNT, extract_features
 from app.scoring.model import (
+    CROSS_VALIDATION_FOLDS,
     DEFAULT_EXPLAINED_VARIANCE,
     DEFAULT_PERCENTILE,
     GROUP_NAMES,
@@ -143,15 +144,103 @@ def new_model_version(features: np.ndarray, prefix: str | None = None) -> str:
     return f"{stamp}-{digest.hexdigest()[:8]}"
 
 
+@dataclass(frozen=True)
+class GroupReport:
+    """What training did for one age group."""
+
+    group: str
+    source: str  # "trained" or "kept from <model version>"
+    drawings: int
+    components: int
+    threshold: float
+    false_flag_rate: float | None  # cross-validated, at the threshold; None when kept
+
+
+def trainable_groups(groups: np.ndarray) -> list[str]:
+    """The age groups with at least the minimum number of drawings."""
+    return [g for g in GROUP_NAMES if int((groups == g).sum()) >= MIN_TRAINING_IMAGES]
+
+
 def check_group_sizes(groups: np.ndarray) -> None:
-    """TrainingError naming the first age group with fewer than the minimum drawings."""
+    """TrainingError when no age group has the minimum number of drawings."""
+    if not trainable_groups(groups):
+        counts = ", ".join(f"{g}: {int((groups == g).sum())}" for g in GROUP_NAMES)
+        raise TrainingError(
+            f"no age group has at least {MIN_TRAINING_IMAGES} drawings ({counts}); "
+            f"at least {MIN_TRAINING_IMAGES} are needed in each group to be trained"
+        )
+
+
+def cross_validated_false_flags(
+    features: np.ndarray,
+    percentile: float,
+    explained_variance: float = DEFAULT_EXPLAINED_VARIANCE,
+    folds: int = CROSS_VALIDATION_FOLDS,
+) -> float:
+    """The share of drawings flagged by a model fitted without them, at that model's own
+    threshold (``folds``-fold): how often a new ordinary drawing would be flagged."""
+    fold_of = np.arange(features.shape[0]) % folds
+    flagged = 0
+    for fold in range(folds):
+        held_out = fold_of == fold
+        model = fit_group(features[~held_out], explained_variance, folds=folds, minimum=2 * folds)
+        flagged += int((model.raw_scores(features[held_out]) > model.threshold(percentile)).sum())
+    return flagged / features.shape[0]
+
+
+def fit_bundle_with_report(
+    features: np.ndarray,
+    ages: np.ndarray,
+    percentile: float = DEFAULT_PERCENTILE,
+    explained_variance: float = DEFAULT_EXPLAINED_VARIANCE,
+    version_prefix: str | None = None,
+    base: ModelBundle | None = None,
+) -> tuple[ModelBundle, list[GroupReport]]:
+    """Fit every age group with at least the minimum number of drawings; the other groups
+    keep ``base``'s model (the deployed or packaged one). The bundle records where each
+    group's model came from."""
+    percentile = check_percentile(percentile)
+    groups = np.array([age_group_for(int(age)) for age in ages])
+    check_group_sizes(groups)
+    trained = trainable_groups(groups)
+    if len(trained) < len(GROUP_NAMES) and base is None:
+        missing = next(g for g in GROUP_NAMES if g not in trained)
+        raise TrainingError(
+            f"age group {missing} has {int((groups == missing).sum())} drawing(s), fewer than "
+            f"{MIN_TRAINING_IMAGES}, and no model to keep for it"
+        )
+    version = new_model_version(features, version_prefix)
+    models, sources, reports = {}, {}, []
     for group in GROUP_NAMES:
         count = int((groups == group).sum())
-        if count < MIN_TRAINING_IMAGES:
-            raise TrainingError(
-                f"age group {group} has {count} drawing(s); at least {MIN_TRAINING_IMAGES} "
-                f"per group are needed"
-            )
+        if group in trained:
+            matrix = features[groups == group]
+            model = fit_group(matrix, explained_variance)
+            models[group], sources[group] = model, f"trained on {count} drawings in {version}"
+            rate = cross_validated_false_flags(matrix, percentile, explained_variance)
+            source = "trained"
+        else:
+            assert base is not None
+            model = base.models[group]
+            models[group] = model
+            sources[group] = base.sources.get(group) or f"kept from {base.model_version}"
+            rate, source = None, f"kept from {base.model_version}"
+            if count:
+                log.warning(
+                    "group not trained: too few drawings",
+                    age_group=group,
+                    drawings=count,
+                    needed=MIN_TRAINING_IMAGES,
+                )
+        report = GroupReport(
+            group, source, count, model.component_count, model.threshold(percentile), rate
+        )
+        reports.append(report)
+        log.info("group ready", **asdict(report))
+    bundle = ModelBundle(
+        models=models, model_version=version, default_percentile=percentile, sources=sources
+    )
+    return bundle, reports
 
 
 def fit_bundle(
@@ -160,23 +249,55 @@ def fit_bundle(
     percentile: float = DEFAULT_PERCENTILE,
     explained_variance: float = DEFAULT_EXPLAINED_VARIANCE,
     version_prefix: str | None = None,
+    base: ModelBundle | None = None,
 ) -> ModelBundle:
-    """Fit every age group's model on an (n, d) feature matrix and the n ages."""
-    percentile = check_percentile(percentile)
-    groups = np.array([age_group_for(int(age)) for age in ages])
+    """Fit a bundle on an (n, d) feature matrix and the n ages (see fit_bundle_with_report)."""
+    return fit_bundle_with_report(
+        features, ages, percentile, explained_variance, version_prefix, base
+    )[0]
+
+
+def train_bundle_with_report(
+    folder: Path,
+    manifest: Path,
+    percentile: float = DEFAULT_PERCENTILE,
+    explained_variance: float = DEFAULT_EXPLAINED_VARIANCE,
+    version_prefix: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    base: ModelBundle | Callable[[], ModelBundle] | None = None,
+) -> tuple[ModelBundle, list[GroupReport]]:
+    """Extract the features of every drawing in the manifest (a file listed several times is
+    read once) and fit a bundle; ``base`` (or a function giving it, called only when needed)
+    supplies the groups with too few drawings."""
+    if not folder.is_dir():
+        raise TrainingError(f"image folder {folder} not found")
+    try:
+        percentile = check_percentile(percentile)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    entries = read_manifest(manifest)
+    paths = [_image_path(folder, entry) for entry in entries]  # all checked before the work
+    groups = np.array([age_group_for(entry.age) for entry in entries])
     check_group_sizes(groups)
-    models = {g: fit_group(features[groups == g], explained_variance) for g in GROUP_NAMES}
-    for group, model in models.items():
-        log.info(
-            "group fitted",
-            age_group=group,
-            drawings=int((groups == group).sum()),
-            components=model.component_count,
-        )
-    return ModelBundle(
-        models=models,
-        model_version=new_model_version(features, version_prefix),
-        default_percentile=percentile,
+    features = np.empty((len(entries), FEATURE_COUNT), dtype=np.float32)
+    seen: dict[Path, np.ndarray] = {}
+    for index, (entry, path) in enumerate(zip(entries, paths, strict=True)):
+        if path not in seen:
+            seen[path] = features_of_file(path, entry.line)
+        features[index] = seen[path]
+        if progress is not None:
+            progress(index + 1, len(entries))
+    log.info("drawings read", listed=len(entries), files=len(seen))
+    ages = np.array([entry.age for entry in entries])
+    needs_base = len(trainable_groups(groups)) < len(GROUP_NAMES)
+    chosen_base = base() if needs_base and callable(base) else base
+    return fit_bundle_with_report(
+        features,
+        ages,
+        percentile,
+        explained_variance,
+        version_prefix,
+        chosen_base if isinstance(chosen_base, ModelBundle) else None,
     )
 
 
@@ -187,21 +308,9 @@ def train_bundle(
     explained_variance: float = DEFAULT_EXPLAINED_VARIANCE,
     version_prefix: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    base: ModelBundle | Callable[[], ModelBundle] | None = None,
 ) -> ModelBundle:
-    """Extract the features of every drawing in the manifest and fit a bundle."""
-    if not folder.is_dir():
-        raise TrainingError(f"image folder {folder} not found")
-    try:
-        percentile = check_percentile(percentile)
-    except ValueError as exc:
-        raise TrainingError(str(exc)) from None
-    entries = read_manifest(manifest)
-    paths = [_image_path(folder, entry) for entry in entries]  # all checked before the work
-    check_group_sizes(np.array([age_group_for(entry.age) for entry in entries]))
-    features = np.empty((len(entries), FEATURE_COUNT), dtype=np.float32)
-    for index, (entry, path) in enumerate(zip(entries, paths, strict=True)):
-        features[index] = features_of_file(path, entry.line)
-        if progress is not None:
-            progress(index + 1, len(entries))
-    ages = np.array([entry.age for entry in entries])
-    return fit_bundle(features, ages, percentile, explained_variance, version_prefix)
+    """Like train_bundle_with_report, only the bundle."""
+    return train_bundle_with_report(
+        folder, manifest, percentile, explained_variance, version_prefix, progress, base
+    )[0]

@@ -37,6 +37,14 @@
     fill.style.width = Math.min(100, (100 * r.anomaly_score) / scale) + "%";
     fill.className = "meter-fill " + (r.is_anomaly ? "warn" : "ok");
     document.getElementById("meter-mark").style.left = (100 * r.threshold) / scale + "%";
+    const reasons = document.getElementById("r-reasons");
+    reasons.replaceChildren();
+    for (const reason of r.reasons || []) {
+      const item = document.createElement("li");
+      item.textContent = reason.text;
+      reasons.appendChild(item);
+    }
+    document.getElementById("reasons-box").hidden = !(r.reasons && r.reasons.length);
     set("r-score", r.anomaly_score.toFixed(3));
     set("r-threshold", r.threshold.toFixed(3));
     set("r-normalised", r.normalised_score.toFixed(1));

@@ -215,6 +215,40 @@ def test_login_leads_to_the_dashboard_with_its_panels(  # type: ignore[no-untype
     assert "/login" in browser.current_url
 
 
+def test_a_white_paper_drawing_is_typical_with_its_reasons_on_demo_and_dashboard(  # type: ignore[no-untyped-def]
+    browser, app_url: str, tmp_path: Path
+) -> None:
+    """The packaged model (the app serves it: its models bucket is empty), a stick figure, a
+    sun and grass drawn with thin black lines on pure-white paper."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as seen
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.app.scoring.drawn_by_hand import drawing, png_bytes
+
+    path = tmp_path / "stick figure.png"
+    path.write_bytes(png_bytes(drawing("stick_figure", 800, paper="white")))
+    browser.get(f"{app_url}/demo")
+    browser.find_element(By.ID, "file").send_keys(str(path))
+    age = browser.find_element(By.ID, "age")
+    age.clear()
+    age.send_keys("6")
+    browser.find_element(By.ID, "submit").click()
+    WebDriverWait(browser, 30).until(seen.visibility_of_element_located((By.ID, "result-body")))
+    assert browser.find_element(By.ID, "verdict").text == "Typical for a child of this age"
+    reasons = [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#r-reasons li")]
+    assert 1 <= len(reasons) <= 3 and all(reasons)
+    _screenshot(browser, tmp_path, "demo-white-paper")
+
+    browser.get(f"{app_url}/login")
+    browser.find_element(By.ID, "password").send_keys(ADMIN_PASSWORD)
+    browser.find_element(By.ID, "login-submit").click()
+    WebDriverWait(browser, 10).until(seen.url_contains("/dashboard"))
+    row = browser.find_element(By.CSS_SELECTOR, "#panel-recent tbody tr")
+    assert "typical" in row.text and reasons[0] in row.text
+    assert browser.find_element(By.ID, "stat-anomalies").text == "0"
+
+
 def _post_upload(app_url: str, data: bytes, age: int) -> None:
     import httpx
 

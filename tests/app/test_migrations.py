@@ -224,16 +224,18 @@ def test_existing_analyses_get_distinct_unguessable_public_ids_and_keep_their_ro
     app_db: Path,
 ) -> None:
     with sqlite3.connect(app_db) as conn:
-        before = conn.execute("SELECT * FROM analyses ORDER BY id").fetchall()
+        cursor = conn.execute("SELECT * FROM analyses ORDER BY id")
+        before = cursor.fetchall()
+        columns = ", ".join(column[0] for column in cursor.description)
     assert before, "the fixture database has analyses"
 
     migrate(app_settings_for(app_db), backup_command=None)
 
     with sqlite3.connect(app_db) as conn:
-        rows = conn.execute("SELECT * FROM analyses ORDER BY id").fetchall()
-        handles = [row[-1] for row in rows]
+        rows = conn.execute(f"SELECT {columns} FROM analyses ORDER BY id").fetchall()
+        handles = [r[0] for r in conn.execute("SELECT public_id FROM analyses ORDER BY id")]
         indexes = conn.execute("PRAGMA index_list(analyses)").fetchall()
-    assert [row[:-1] for row in rows] == before
+    assert rows == before
     assert len(set(handles)) == len(handles)
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", handle) for handle in handles)
     assert any(index[1] == "ix_analyses_public_id" and index[2] == 1 for index in indexes)

@@ -14,7 +14,7 @@ from app.scoring.artefact import (
     bundle_from_bytes,
     bundle_to_bytes,
 )
-from app.scoring.features import FEATURE_COUNT
+from app.scoring.features import FEATURE_COUNT, FEATURE_VERSION
 from app.scoring.model import GROUP_NAMES, ModelBundle
 from app.scoring.store import PACKAGED_MODEL_PATH, load_packaged_bundle
 
@@ -139,3 +139,15 @@ def test_a_zip_without_the_format_name_is_refused() -> None:
     np.savez_compressed(buffer, weights=np.zeros(3))
     with pytest.raises(ArtefactError, match="not a drawing-anomaly-model archive"):
         bundle_from_bytes(buffer.getvalue())
+
+
+def test_a_model_of_the_previous_feature_version_is_refused_with_both_versions_named(
+    bundle: ModelBundle,
+) -> None:
+    data = _rewrite(bundle_to_bytes(bundle), feature_version=np.int64(FEATURE_VERSION - 1))
+    with pytest.raises(ArtefactError) as error:
+        bundle_from_bytes(data)
+    message = str(error.value)
+    assert f"features v{FEATURE_VERSION - 1}" in message
+    assert f"computes v{FEATURE_VERSION}" in message and "retrain" in message
+    assert "\n" not in message

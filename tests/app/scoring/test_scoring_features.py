@@ -76,15 +76,35 @@ def test_resolution_barely_changes_features() -> None:
     assert float(np.median(difference)) < 0.02
 
 
-def test_blank_and_black_pages_sit_at_the_ends_of_the_ink_scale() -> None:
+def test_a_blank_page_has_no_ink_and_a_black_page_reads_as_a_dark_page() -> None:
     blank = extract_features(Image.new("RGB", (512, 512), "white"))
     black = extract_features(Image.new("RGB", (512, 512), "black"))
     drawing = extract_features(_drawing())
-    ink = FEATURE_NAMES.index("ink_mean")
+    ink = FEATURE_NAMES.index("ink_mass_log")
     coverage = FEATURE_NAMES.index("ink_coverage_log")
-    assert blank[ink] == 0.0 and blank[coverage] == 0.0
-    assert black[ink] == 1.0 and black[coverage] == 1.0
-    assert 0.0 < drawing[coverage] < 1.0
+    brightness = FEATURE_NAMES.index("paper_brightness")
+    assert blank[ink] == 0.0 and blank[coverage] == 0.0 and blank[brightness] == 1.0
+    assert black[brightness] == 0.0  # the page removed, what is left is how dark it was
+    assert 0.0 < drawing[coverage] < 1.0 and drawing[ink] > 0.2
+
+
+def test_the_paper_is_removed_before_the_ink_is_measured() -> None:
+    """The same strokes on white, cream, grey and lined paper and under a photo's light give
+    nearly the same ink features."""
+    from tests.app.scoring import drawn_by_hand, nuisances
+
+    white = drawn_by_hand.drawing("house", 600)
+    pages = {
+        "cream": nuisances.paper_tone(white),
+        "grey": nuisances.paper_tone(white, (228, 228, 230)),
+        "lined": nuisances.lined_paper(white),
+        "photo": nuisances.photo_lighting(white),
+    }
+    ink_features = [i for i, name in enumerate(FEATURE_NAMES) if not name.startswith("paper_")]
+    reference = extract_features(white)[ink_features]
+    for name, page in pages.items():
+        difference = np.abs(extract_features(page)[ink_features] - reference)
+        assert float(difference.max()) < 0.2, (name, FEATURE_NAMES[int(difference.argmax())])
 
 
 def test_a_1024_png_is_decoded_and_featurised_quickly() -> None:

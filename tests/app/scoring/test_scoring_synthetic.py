@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from app.scoring.features import FEATURE_NAMES, extract_features
-from app.scoring.synthetic import ANOMALY_KINDS, generate_drawing, generate_reference_set
+from app.scoring.synthetic import ANOMALY_KINDS, Look, generate_drawing, generate_reference_set
+from app.scoring.synthetic_media import CAPTURES, MEDIA, PAPER_KINDS
 
 
 def test_same_seed_gives_the_same_pixels() -> None:
@@ -30,6 +31,17 @@ def test_older_children_use_more_colours_and_finer_strokes() -> None:
 
     assert mean_feature(16, "palette_size") > mean_feature(3, "palette_size")
     assert mean_feature(16, "stroke_thickness") < mean_feature(3, "stroke_thickness")
+
+
+def test_every_paper_capture_and_medium_can_be_chosen() -> None:
+    for paper in PAPER_KINDS:
+        for capture in CAPTURES:
+            for medium in MEDIA:
+                look = Look(paper=paper, capture=capture, medium=medium)
+                image = generate_drawing(7, np.random.default_rng(3), size=96, look=look)
+                assert image.size == (96, 96) and image.mode == "RGB"
+    with pytest.raises(ValueError, match="unknown paper kind"):
+        generate_drawing(7, np.random.default_rng(3), 96, look=Look("papyrus", "scan", "paint"))
 
 
 @pytest.mark.parametrize("kind", ANOMALY_KINDS)
@@ -56,10 +68,11 @@ def test_reference_set_writes_pngs_and_a_manifest(tmp_path: Path) -> None:
     with manifest.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["age"]) for r in rows] == [4, 4, 5, 5, 6, 6]
-    assert all(r["subject"] for r in rows)
+    assert all(r["subject"] and r["paper"] and r["capture"] and r["medium"] for r in rows)
     for row in rows:
         with Image.open(tmp_path / "ref" / row["file"]) as image:
-            assert image.format == "PNG" and image.size == (96, 96)
+            assert image.format == {"png": "PNG", "jpg": "JPEG"}[row["file"].rsplit(".", 1)[1]]
+            assert min(image.size) >= 64 and max(image.size) <= 96 * 1.5 * 1.45 + 1
     again = generate_reference_set(tmp_path / "again", 2, seed=5, size=96, ages=range(4, 7))
     assert again.read_text() == manifest.read_text()
     first = (tmp_path / "ref" / rows[0]["file"]).read_bytes()
