@@ -19,9 +19,12 @@ pytestmark = pytest.mark.skipif(not shutil.which("make"), reason="needs make")
 
 def plan(venv: Path, target: str) -> str:
     """The commands `make TARGET` would run, without running them."""
+    # Under `make test` the variables of the outer make would turn on its directory lines.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     return subprocess.run(
-        ["make", "-n", target, f"VENV={venv}"],
+        ["make", "--no-print-directory", "-n", target, f"VENV={venv}"],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         check=True,
