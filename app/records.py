@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Integer, cast, func, select
 
 from app.database import utc_now
 from app.scoring import GROUP_NAMES
@@ -140,7 +140,7 @@ def analysis_stats(engine: Engine, since_24h: str, sample: int = 5000) -> Analys
     """Counts over every analysis; processing-time percentiles over the newest `sample`."""
     with engine.connect() as conn:
         total, anomalies = conn.execute(
-            select(func.count(), func.coalesce(func.sum(analyses.c.is_anomaly), 0))
+            select(func.count(), func.coalesce(func.sum(cast(analyses.c.is_anomaly, Integer)), 0))
         ).one()
         last_24h = conn.execute(
             select(func.count()).where(analyses.c.created_at >= since_24h)

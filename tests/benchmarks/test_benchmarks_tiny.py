@@ -52,3 +52,29 @@ def test_tiny_run_exits_zero_and_prints_ratios_to_the_floor(tmp_path: Path) -> N
     assert re.search(r"PNG\s+\|?\s*4\s+\|?\s*\d+", done.stdout), done.stdout
     assert "[met] no OOM kill, no worker restart" in done.stdout
     assert "[met] every upload answered 201, or 503 with Retry-After" in done.stdout
+
+
+@pytest.mark.slow
+def test_tiny_capacity_run_prints_the_ceiling_growth_and_latency_at_the_ceiling(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--tiny", "--no-record", "--only", "capacity"]
+        + ["--work-dir", str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=420,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    ceiling = re.search(r"^8\s+[\d.]+\s+([\d.]+)\s+(\d+)\s", done.stdout, re.M)
+    assert ceiling, done.stdout
+    assert float(ceiling.group(1)) > 0 and int(ceiling.group(2)) > 0
+    growth = re.search(r"^500\s+[\d,]+\s+(\d+)\s", done.stdout, re.M)
+    assert growth and int(growth.group(1)) > 100, done.stdout
+    assert "[met] every upload of the ceiling run answered 201" in done.stdout
+    if cgroup_limits.unavailable_reason() is None:
+        assert re.search(r"^100%\s+\d+\s+\d+\s+0\s+\d+\s+\d+", done.stdout, re.M), done.stdout
+    else:
+        assert "latency at 50/80/100 % of the ceiling not measured" in done.stdout
