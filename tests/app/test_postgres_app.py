@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
 from alembic import command
 from fastapi.testclient import TestClient
 
-from app.database import engine_for
+from app.copy_to_postgres import CopyError, copy_database
+from app.copy_to_postgres import main as copy_main
+from app.database import engine_for, make_engine
 from app.migrate import MIGRATIONS_DIR, alembic_config, migrate
+from app.records import NewAnalysis, NewDrawing, analysis_by_id, record_analysis
 from app.settings import AppSettings
 from opsd.settings import ConfigError, load_settings
 from tests.app.helpers import ADMIN_PASSWORD, drawing_bytes, login
@@ -147,3 +151,64 @@ def test_an_sqlite_url_is_the_database_path_and_another_engine_is_refused() -> N
         pg_settings("mysql://root:hunter2@db/app")
     assert str(refused.value).startswith("DATABASE_URL: must be sqlite:///PATH or postgresql")
     assert "hunter2" not in str(refused.value)
+
+
+@pytest.mark.slow
+def test_the_sqlite_database_is_copied_whole_into_postgresql(
+    postgres_url: str,
+    app_settings: AppSettings,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    migrate(app_settings, backup_command=None)
+    sqlite_engine = make_engine(app_settings.database_path, 1000)
+    ids = [record_analysis(sqlite_engine, *sample_analysis(i)) for i in range(3)]
+    sqlite_engine.dispose()
+    settings = pg_settings(postgres_url)
+    migrate(settings, backup_command=None)
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    assert copy_main([str(app_settings.database_path)]) == 0
+    assert "analyses: 3 rows" in capsys.readouterr().out
+    # Copying twice would duplicate: refused, and nothing changes.
+    assert copy_main([str(app_settings.database_path)]) == 2
+    assert "is not empty: nothing copied" in capsys.readouterr().err
+
+    engine = engine_for(settings)
+    try:
+        copied = [analysis_by_id(engine, i) for i in ids]
+        assert [c["public_id"] for c in copied if c] == [
+            analysis_by_id_sqlite["public_id"]
+            for analysis_by_id_sqlite in read_sqlite(app_settings.database_path, ids)
+        ]
+        # The id sequences continue after the copied rows.
+        assert record_analysis(engine, *sample_analysis(9)) == ids[-1] + 1
+    finally:
+        engine.dispose()
+
+
+def test_a_copy_between_different_schemas_is_refused(
+    postgres_url: str, app_settings: AppSettings
+) -> None:
+    migrate(app_settings, backup_command=None)
+    source = make_engine(app_settings.database_path, 1000)
+    target = engine_for(pg_settings(postgres_url))
+    try:
+        with pytest.raises(CopyError, match=r"schemas differ \(SQLite at 0002_public_handles"):
+            copy_database(source, target)
+    finally:
+        source.dispose()
+        target.dispose()
+
+
+def sample_analysis(i: int) -> tuple[NewDrawing, NewAnalysis]:
+    drawing = NewDrawing(f"d{i}.png", "image/png", 100 + i, f"{i:064x}", 7, "house", f"k/{i}")
+    analysis = NewAnalysis("v1", "5-7", 0.1 * i, 0.9, i == 2, 10.0 * i, 12.5)
+    return drawing, analysis
+
+
+def read_sqlite(path: Path, ids: list[int]) -> list[dict[str, object]]:
+    engine = make_engine(path, 1000)
+    try:
+        return [record for i in ids if (record := analysis_by_id(engine, i))]
+    finally:
+        engine.dispose()

@@ -58,9 +58,9 @@ def test_tiny_run_exits_zero_and_prints_ratios_to_the_floor(tmp_path: Path) -> N
 def test_tiny_capacity_run_prints_the_ceiling_growth_and_latency_at_the_ceiling(
     tmp_path: Path,
 ) -> None:
+    command = ["-m", "benchmarks", "--tiny", "--no-record", "--only", "capacity"]
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--tiny", "--no-record", "--only", "capacity"]
-        + ["--work-dir", str(tmp_path)],
+        [sys.executable, *command, "--work-dir", str(tmp_path)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
