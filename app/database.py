@@ -1,4 +1,5 @@
-"""The app database: one SQLAlchemy engine over the shared SQLite helper (ARCHITECTURE §2)."""
+"""The app database: one SQLAlchemy engine, over the shared SQLite helper
+(ARCHITECTURE §2) or, when DATABASE_URL names one, a PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -11,6 +12,16 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import QueuePool
 
 from opsd.database import connect
+from opsd.settings import Settings
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine DATABASE_URL (or DATABASE_PATH) selects."""
+    if settings.database_is_sqlite:
+        return make_engine(settings.database_path, settings.sqlite_busy_timeout_ms)
+    # Several app tasks share the server: a connection the server (or a failover) closed is
+    # noticed before it is used.
+    return create_engine(settings.sqlalchemy_url, pool_size=5, max_overflow=10, pool_pre_ping=True)
 
 
 def make_engine(path: Path, busy_timeout_ms: int) -> Engine:

@@ -19,7 +19,7 @@ from app.admin_password import AdminUnavailable, with_local_password
 from app.api_docs import DOCS_ASSETS_PACKAGE, docs_router
 from app.aws_calls import AppAwsClients
 from app.client_address import ClientAddressMiddleware
-from app.database import make_engine
+from app.database import engine_for
 from app.middleware import BodyLimitMiddleware, ResponseHeadersMiddleware, UploadAdmission
 from app.routes import api, pages
 from app.scoring import load_latest
@@ -78,7 +78,7 @@ def _install_handlers(app: FastAPI) -> None:
 def _open_services(settings: AppSettings) -> AppServices:
     clients = AppAwsClients(settings)
     model = load_latest(clients.startup("s3"), settings.s3_bucket_models)
-    engine = make_engine(settings.database_path, settings.sqlite_busy_timeout_ms)
+    engine = engine_for(settings)
     return AppServices.open(settings, clients, engine, model)
 
 

@@ -2,7 +2,9 @@
 
 The backup is taken by running the backup task as a command: the app never imports `tasks`.
 No backup is taken on a fresh install (no database yet) or when nothing is pending; when the
-backup fails, nothing is migrated.
+backup fails, nothing is migrated. On PostgreSQL (DATABASE_URL) the backup task does not apply:
+RDS automated backups cover the database, and an advisory lock makes the app tasks that start
+together migrate one after another.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
-from app.database import make_engine
+from app.database import engine_for
 from app.settings import AppSettings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -50,7 +52,12 @@ class MigrationOutcome:
     def describe(self) -> str:
         if not self.applied:
             return "database schema is up to date"
-        backup = " after a pre-migration backup" if self.backed_up else " (fresh install)"
+        if self.backed_up:
+            backup = " after a pre-migration backup"
+        elif self.fresh_install:
+            backup = " (fresh install)"
+        else:
+            backup = " (no pre-migration backup: not SQLite; RDS automated backups cover it)"
         return f"applied {len(self.applied)} migration(s): {', '.join(self.applied)}{backup}"
 
 
@@ -69,8 +76,11 @@ def pending_revisions(engine: Engine, migrations_dir: Path = MIGRATIONS_DIR) -> 
     return [revision.revision for revision in reversed(list(upgrades))]
 
 
+MIGRATION_LOCK_KEY = 0x4452_4157  # pg_advisory_xact_lock's key: any fixed number
+
+
 def _is_fresh(path: Path, engine: Engine) -> bool:
-    if not path.exists() or path.stat().st_size == 0:
+    if engine.dialect.name == "sqlite" and (not path.exists() or path.stat().st_size == 0):
         return True
     return not inspect(engine).get_table_names()
 
@@ -104,19 +114,23 @@ def migrate(
     """Bring the app database to the newest schema; `backup_command=None` skips the backup
     (only for callers that took one themselves, and tests)."""
     path = settings.database_path
-    existed = path.exists()
-    engine = make_engine(path, settings.sqlite_busy_timeout_ms)
+    existed = path.exists() or not settings.database_is_sqlite
+    engine = engine_for(settings)
     try:
         fresh = not existed or _is_fresh(path, engine)
         pending = pending_revisions(engine, migrations_dir)
         if not pending:
             return MigrationOutcome(applied=[], backed_up=False, fresh_install=fresh)
         backed_up = False
-        if not fresh and backup_command is not None:
+        if not fresh and backup_command is not None and settings.database_is_sqlite:
             run_backup(backup_command)
             backed_up = True
         config = alembic_config(migrations_dir)
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
         log.info("database migrated", revisions=pending, backed_up=backed_up)

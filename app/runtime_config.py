@@ -9,7 +9,7 @@ import json
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.database import utc_now
 from app.settings import AppSettings
@@ -54,6 +54,7 @@ def update_tunables(engine: Engine, settings: AppSettings, change: TunablesUpdat
     given = change.model_dump(exclude_unset=True, exclude_none=True)
     merged = Tunables.model_validate({**read_tunables(engine, settings).model_dump(), **given})
     now = utc_now()
+    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
     with engine.begin() as conn:
         for key in given:
             value = json.dumps(getattr(merged, key))

@@ -14,6 +14,9 @@ LOCAL = "local"
 # parameter allows the same shape (its lifecycle rules must cover exactly what backups write).
 BACKUP_PREFIX_SHAPE = r"([A-Za-z0-9!_.*'()-]+/)*"
 BACKUP_PREFIX_MAX_LENGTH = 200
+POSTGRES_SCHEMES = ("postgresql+psycopg", "postgresql", "postgres")
+# Settings whose value may carry a password: a bad one is never repeated in the error.
+UNSHOWN_VALUES = ("DATABASE_URL", "ADMIN_PASSWORD", "SESSION_SECRET")
 
 
 class ConfigError(Exception):
@@ -42,6 +45,9 @@ class Settings(BaseSettings):
     model_version_expiry_days: int = Field(90, ge=1, le=3650)
 
     database_path: Path = Path("data/app.db")
+    # Unset or sqlite:///PATH: the SQLite file (at DATABASE_PATH). postgresql+psycopg://...:
+    # PostgreSQL (several app tasks behind the load balancer; docs/CAPACITY.md).
+    database_url: SecretStr | None = None
     ops_state_path: Path = Path("data/ops-state.db")
     scratch_dir: Path | None = None
     sqlite_busy_timeout_ms: int = Field(30_000, ge=0, le=600_000)
@@ -76,12 +82,53 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value().strip() if value is not None else ""
+        if not url:
+            return None
+        scheme, _, rest = url.partition("://")
+        if scheme == "sqlite" and rest.startswith("/") and len(rest) > 1:
+            return SecretStr(url)
+        if scheme in POSTGRES_SCHEMES and rest:
+            return SecretStr(f"postgresql+psycopg://{rest}")
+        raise ValueError(
+            "must be sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+        )
+
+    @property
+    def database_is_sqlite(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is None:
+            return f"sqlite:///{self.database_path}"
+        return self.database_url.get_secret_value()
+
+    @property
+    def libpq_url(self) -> str:
+        """The PostgreSQL URL as libpq (psycopg.connect) takes it."""
+        return self.sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+    @property
+    def database_name(self) -> str:
+        """The database for messages: the SQLite file, or the server without the password."""
+        if self.database_url is None:
+            return str(self.database_path)
+        where = self.sqlalchemy_url.partition("://")[2].rpartition("@")[2]
+        return f"PostgreSQL at {where}"
+
     @property
     def is_local(self) -> bool:
         return self.environment == LOCAL
 
     @model_validator(mode="after")
     def _buckets_named(self) -> Settings:
+        if self.database_url is not None and self.sqlalchemy_url.startswith("sqlite:///"):
+            self.database_path = Path(self.sqlalchemy_url.removeprefix("sqlite:///"))
+            self.database_url = None
         for field in ("s3_bucket_drawings", "s3_bucket_models", "s3_bucket_backups"):
             if getattr(self, field):
                 continue
@@ -127,5 +174,6 @@ def describe_validation_error(exc: ValidationError) -> str:
         return message
     variable = location[0].upper()
     given = first.get("input")
-    shown = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+    hidden = isinstance(given, dict) or given is None or variable in UNSHOWN_VALUES
+    shown = "" if hidden else f" (got {given!r})"
     return f"{variable}: {message}{shown}"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The Debian packages the tests use: sqlite3 (the manual-recovery check and the scripted
-# benchmark baseline), chromium + chromium-driver (browser tests), time (peak RSS).
+# benchmark baseline), chromium + chromium-driver (browser tests), time (peak RSS),
+# postgresql (initdb + pg_ctl: the tests start a throwaway server for DATABASE_URL).
 # Installs the missing ones when it can (root, or sudo without a password); otherwise says
 # what is missing: those tests then skip locally (under CI=true they fail instead).
 set -euo pipefail
 
-packages=(sqlite3 chromium chromium-driver time)
+packages=(sqlite3 chromium chromium-driver time postgresql)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "${package}" 2>/dev/null | grep -q "install ok installed" \

@@ -1,22 +1,23 @@
 """Analyses of the app database summed per minute, read a slice of time at a time.
 
-SQLite groups the rows by minute and by processing time rounded to the millisecond (its sorter
-spills to temporary files, not to memory); Python keeps one slice's minutes, so memory does not
-grow with the number of rows, and the read lock is held only while a slice is read, never
-while metrics are sent. `analyses.created_at` is ISO 8601 text in UTC
+The database (SQLite, or PostgreSQL with the same SQL) groups the rows by minute and by
+processing time rounded to the millisecond (SQLite's sorter spills to temporary files, not to
+memory); Python keeps one slice's minutes, so memory does not grow with the number of rows,
+and the read lock is held only while a slice is read, never while metrics are sent.
+`analyses.created_at` is ISO 8601 text in UTC
 (`2026-11-24T06:00:12.5+00:00`): its first 16 characters are the minute, and text order is
 time order.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from opsd.metrics import Datum
+from tasks.app_database import ReadConnection
 
 MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
 
@@ -24,7 +25,7 @@ _GROUPED = """
 SELECT substr(created_at, 1, 16) AS minute,
        CAST(round(processing_time_ms) AS INTEGER) AS ms,
        count(*) AS analyses,
-       coalesce(sum(is_anomaly != 0), 0) AS anomalies
+       CAST(coalesce(sum(CASE WHEN is_anomaly THEN 1 ELSE 0 END), 0) AS INTEGER) AS anomalies
 FROM analyses
 WHERE created_at >= :start AND created_at < :end
 GROUP BY minute, ms
@@ -74,7 +75,7 @@ def last_closed_minute_end(now: datetime) -> str:
 SLICE = timedelta(days=1)
 
 
-def read_minutes(conn: sqlite3.Connection, start: str, end: str) -> list[MinuteTotals]:
+def read_minutes(conn: ReadConnection, start: str, end: str) -> list[MinuteTotals]:
     """Per-minute totals for minutes in [start, end), both "YYYY-MM-DDTHH:MM", oldest first."""
     minutes: list[MinuteTotals] = []
     for minute, ms, analyses, anomalies in conn.execute(_GROUPED, {"start": start, "end": end}):
@@ -90,7 +91,7 @@ def read_minutes(conn: sqlite3.Connection, start: str, end: str) -> list[MinuteT
     return minutes
 
 
-def minutes_between(conn: sqlite3.Connection, start: str, end: str) -> Iterator[MinuteTotals]:
+def minutes_between(conn: ReadConnection, start: str, end: str) -> Iterator[MinuteTotals]:
     """Every minute with analyses in [start, end), read one SLICE at a time."""
     low = parse_minute(start)
     stop = parse_minute(end)
@@ -100,7 +101,7 @@ def minutes_between(conn: sqlite3.Connection, start: str, end: str) -> Iterator[
         low = high
 
 
-def first_minute_with_analyses(conn: sqlite3.Connection, start: str, end: str) -> str | None:
+def first_minute_with_analyses(conn: ReadConnection, start: str, end: str) -> str | None:
     """The oldest minute in [start, end) that has an analysis, or None."""
     row = conn.execute(
         "SELECT min(created_at) FROM analyses WHERE created_at >= ? AND created_at < ?",

@@ -14,6 +14,7 @@ from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from opsd.state import utcnow
+from tasks.app_database import refuse_unless_sqlite
 from tasks.backup_content import check_snapshot, check_source_file
 from tasks.backup_objects import REASONS, BackupMetadata, backup_key, head_backup
 from tasks.checksums import CopyDigests, FileDigests
@@ -55,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
+    refuse_unless_sqlite(ctx.settings, "backup")
     settings = ctx.settings
     began = time.monotonic()
     taken_at = utcnow()

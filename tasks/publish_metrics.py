@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -21,7 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from opsd.aws import describe_aws_error
-from opsd.database import DatabaseError, connect
+from opsd.database import DatabaseError
 from opsd.metrics import Datum, MetricsError, split_datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
@@ -34,6 +33,7 @@ from tasks.analysis_minutes import (
     minutes_between,
     parse_minute,
 )
+from tasks.app_database import READ_ERRORS, ReadConnection, database_size_bytes, open_app_database
 from tasks.backup_age import newest_backup
 from tasks.cloudwatch_readback import newest_published_minute, samples_in_minute
 from tasks.publish_cursor import (
@@ -121,7 +121,7 @@ class _Run:
     def publish(self, as_json: bool) -> TaskResult:
         ctx, settings = self.ctx, self.ctx.settings
         try:
-            conn = connect(settings.database_path, readonly=True, busy_timeout_ms=10_000)
+            conn = open_app_database(settings)
         except DatabaseError as exc:
             raise TaskError(f"read app database: {exc}") from None
         try:
@@ -135,7 +135,7 @@ class _Run:
                     + ": nothing published (the next run asks again)"
                 ) from None
             self.cursor = start
-            gauges, backup_note, backup_problem = _gauges(ctx, self.now)
+            gauges, backup_note, backup_problem = _gauges(ctx, self.now, conn)
             calls = ctx.metrics.publish(
                 self._stream(conn, start, gauges),
                 before_call=self._before_call,
@@ -146,8 +146,8 @@ class _Run:
                 # CloudWatch answered with an error: it did not take the call.
                 self.state.move(self.cursor, self.clock())
             raise TaskError(str(exc)) from None
-        except sqlite3.DatabaseError as exc:
-            raise TaskError(f"read analyses from {settings.database_path}: {exc}") from None
+        except READ_ERRORS as exc:
+            raise TaskError(f"read analyses from {settings.database_name}: {exc}") from None
         except ValueError as exc:
             raise TaskError(f"read analyses: created_at is not ISO 8601 UTC text ({exc})") from None
         finally:
@@ -158,7 +158,7 @@ class _Run:
 
     # Where to start -------------------------------------------------------------------------
 
-    def _starting_cursor(self, conn: sqlite3.Connection) -> Cursor:
+    def _starting_cursor(self, conn: ReadConnection) -> Cursor:
         cursor = parse_cursor(self.state.raw_cursor())
         raw = self.state.raw_cursor()
         if raw is not None and cursor is None:
@@ -209,7 +209,7 @@ class _Run:
         self.state.move(record.start, self.clock())
         return record.start
 
-    def _resume_after_newest(self, conn: sqlite3.Connection, before: datetime) -> Cursor:
+    def _resume_after_newest(self, conn: ReadConnection, before: datetime) -> Cursor:
         newest = newest_published_minute(
             self._cloudwatch(), self.ctx.settings, self.now - LOOKBACK, before
         )
@@ -226,7 +226,7 @@ class _Run:
         )
         return Cursor(first or self.end)
 
-    def _recover(self, conn: sqlite3.Connection) -> Cursor:
+    def _recover(self, conn: ReadConnection) -> Cursor:
         """No usable watermark: CloudWatch itself says how far it has been sent."""
         if not any("unreadable" in note for note in self.notes):
             self.notes.append("no watermark in the ops state (a first run, or the state was lost)")
@@ -234,7 +234,7 @@ class _Run:
         self.state.move(cursor, self.clock(), clear_sent=True)
         return cursor
 
-    def _check_cloudwatch_still_holds(self, conn: sqlite3.Connection, cursor: Cursor) -> Cursor:
+    def _check_cloudwatch_still_holds(self, conn: ReadConnection, cursor: Cursor) -> Cursor:
         """The newest minute sent long enough ago to be visible must still be in CloudWatch."""
         due = [
             (m, at)
@@ -265,9 +265,7 @@ class _Run:
 
     # What to send ---------------------------------------------------------------------------
 
-    def _stream(
-        self, conn: sqlite3.Connection, start: Cursor, gauges: list[Datum]
-    ) -> Iterator[Datum]:
+    def _stream(self, conn: ReadConnection, start: Cursor, gauges: list[Datum]) -> Iterator[Datum]:
         if start.minute < self.end:
             for minute in minutes_between(conn, start.minute, self.end):
                 self.ctx.check_stop()
@@ -352,7 +350,9 @@ def _positioned(minute: MinuteTotals, skip: int) -> list[Datum]:
     return positioned
 
 
-def _gauges(ctx: TaskContext, now: datetime) -> tuple[list[Datum], str, str | None]:
+def _gauges(
+    ctx: TaskContext, now: datetime, conn: ReadConnection
+) -> tuple[list[Datum], str, str | None]:
     """DatabaseSizeBytes and BackupAgeSeconds at the run's minute, a note on the backup, and a
     problem. The points carry the minute itself (what CloudWatch keeps), and the age is the
     backup's age at that minute, so the newest backup's time is the point's time minus its
@@ -360,8 +360,8 @@ def _gauges(ctx: TaskContext, now: datetime) -> tuple[list[Datum], str, str | No
     settings = ctx.settings
     stamp = now.replace(second=0, microsecond=0)
     try:
-        size = settings.database_path.stat().st_size
-    except OSError as exc:
+        size = database_size_bytes(settings, conn)
+    except (OSError, *READ_ERRORS) as exc:
         raise TaskError(f"read app database size: {exc}") from None
     gauges = [Datum("DatabaseSizeBytes", size, timestamp=stamp)]
     try:

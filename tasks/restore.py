@@ -15,6 +15,7 @@ from opsd.formatting import human_size
 from opsd.results import Status, TaskError, TaskResult, UsageError
 from opsd.runner import TaskContext
 from opsd.state import utcnow
+from tasks.app_database import refuse_unless_sqlite
 from tasks.backup_checks import check_download
 from tasks.backup_objects import BackupMetadata, BackupObject, head_backup, list_backups
 from tasks.backup_trust import CheckedBackup, check_backup, describe_suspects, newest_trusted
@@ -114,6 +115,7 @@ class RestorePlan:
 
 
 def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
+    refuse_unless_sqlite(ctx.settings, "restore")
     if args.list:
         return _list(ctx, args)
     plan = _make_plan(ctx, args)

@@ -12,6 +12,7 @@ from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from opsd.state import utcnow
+from tasks.app_database import refuse_unless_sqlite
 from tasks.backup_checks import check_download
 from tasks.backup_objects import (
     BackupMetadata,
@@ -49,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
+    refuse_unless_sqlite(ctx.settings, "verify-backup")
     settings = ctx.settings
     bucket = settings.s3_bucket_backups
     s3 = ctx.clients("s3")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import sqlite3
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from moto import mock_aws
 from opsd.aws import AwsClients
 from opsd.runner import TaskContext
 from opsd.settings import Settings, load_settings
+from tests.postgres_server import PostgresServer, postgres_server
 
 _AWS_VARIABLES = (
     "AWS_ENDPOINT_URL",
@@ -125,3 +127,17 @@ def create_app_database(path: Path, analyses: int = 200, seed: int = 7) -> Path:
 @pytest.fixture
 def app_db(settings: Settings) -> Path:
     return create_app_database(settings.database_path)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (tests/postgres_server.py)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database on the session's server."""
+    name = "t_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    return postgres.create_database(name)

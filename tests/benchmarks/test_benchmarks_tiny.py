@@ -65,3 +65,16 @@ def test_tiny_run_exits_zero_and_prints_ratios_to_the_floor(tmp_path: Path) -> N
         assert title in done.stdout, done.stdout
     assert re.search(r"mean digits AUROC ≥ 0\.99: \d\.\d{4}", done.stdout)
     assert re.search(r"p95 < 0\.5 s per 4096² JPEG: \d\.\d{3} s", done.stdout)
+
+    # Capacity: the ceiling at 0.25 vCPU, database growth, latency at the ceiling.
+    capacity = sections["capacity"]
+    ceiling = re.search(r"^8\s+[\d.]+\s+([\d.]+)\s+(\d+)\s", capacity, re.M)
+    assert ceiling, capacity
+    assert float(ceiling.group(1)) > 0 and int(ceiling.group(2)) > 0
+    growth = re.search(r"^500\s+[\d,]+\s+(\d+)\s", capacity, re.M)
+    assert growth and int(growth.group(1)) > 100, capacity
+    assert "[met] every upload of the ceiling run answered 201" in capacity
+    if cgroup_limits.unavailable_reason() is None:
+        assert re.search(r"^100%\s+\d+\s+\d+\s+0\s+\d+\s+\d+", capacity, re.M), capacity
+    else:
+        assert "latency at 50/80/100 % of the ceiling not measured" in capacity

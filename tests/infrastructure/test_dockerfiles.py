@@ -23,7 +23,8 @@ def test_both_images_run_as_the_uid_the_efs_access_point_enforces() -> None:
 
 def test_tasks_image_installs_the_core_only_and_runs_python_m_tasks() -> None:
     installs = re.findall(r"pip install (\S+)", TASKS)
-    assert installs == ["."], "the tasks image must not install the app extra (no web stack)"
+    # The core and psycopg (publish-metrics on PostgreSQL), never the app extra (no web stack).
+    assert installs == ['".[postgres]"'], "the tasks image must not install the app extra"
     assert 'ENTRYPOINT ["python", "-m", "tasks"]' in final_stage(TASKS)
 
 

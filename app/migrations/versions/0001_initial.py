@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from app.migrations import set_sqlite_user_version
+
 revision = "0001_initial"
 down_revision = None
 branch_labels = None
@@ -49,7 +51,7 @@ def upgrade() -> None:
         sa.Column("value", sa.Text, nullable=False),
         sa.Column("updated_at", sa.Text, nullable=False),
     )
-    op.execute("PRAGMA user_version = 1")
+    set_sqlite_user_version(1)
 
 
 def downgrade() -> None:
@@ -57,4 +59,4 @@ def downgrade() -> None:
     op.drop_index("ix_analyses_created_at", "analyses")
     op.drop_table("analyses")
     op.drop_table("drawings")
-    op.execute("PRAGMA user_version = 0")
+    set_sqlite_user_version(0)

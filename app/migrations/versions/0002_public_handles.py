@@ -12,6 +12,8 @@ import secrets
 import sqlalchemy as sa
 from alembic import op
 
+from app.migrations import set_sqlite_user_version
+
 revision = "0002_public_handles"
 down_revision = "0001_initial"
 branch_labels = None
@@ -39,7 +41,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Text, nullable=False),
         sa.Column("expires_at", sa.Text, nullable=False),
     )
-    op.execute("PRAGMA user_version = 2")
+    set_sqlite_user_version(2)
 
 
 def downgrade() -> None:
@@ -47,4 +49,4 @@ def downgrade() -> None:
     with op.batch_alter_table("analyses") as batch:
         batch.drop_index("ix_analyses_public_id")
         batch.drop_column("public_id")
-    op.execute("PRAGMA user_version = 1")
+    set_sqlite_user_version(1)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from app.migrations import set_sqlite_user_version
+
 revision = "0003_verdict_reasons"
 down_revision = "0002_public_handles"
 branch_labels = None
@@ -20,10 +22,10 @@ def upgrade() -> None:
     # Nullable: analyses recorded before this revision have no stored reasons.
     with op.batch_alter_table("analyses") as batch:
         batch.add_column(sa.Column("reasons", sa.Text, nullable=True))
-    op.execute("PRAGMA user_version = 3")
+    set_sqlite_user_version(3)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("analyses") as batch:
         batch.drop_column("reasons")
-    op.execute("PRAGMA user_version = 2")
+    set_sqlite_user_version(2)
