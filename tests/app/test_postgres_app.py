@@ -63,9 +63,7 @@ def test_the_migrations_run_on_postgresql_and_give_existing_rows_handles(
     assert "RDS automated backups" in outcome.describe()
     [(handle,)] = query(postgres_url, "SELECT public_id FROM analyses")
     assert isinstance(handle, str) and len(handle) == 22
-    assert query(postgres_url, "SELECT version_num FROM alembic_version") == [
-        (ALL_REVISIONS[-1],)
-    ]
+    assert query(postgres_url, "SELECT version_num FROM alembic_version") == [(ALL_REVISIONS[-1],)]
     assert migrate(settings).applied == []
 
     # Down and up again: every step is dialect-neutral.
