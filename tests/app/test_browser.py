@@ -190,7 +190,9 @@ def test_login_leads_to_the_dashboard_with_its_panels(  # type: ignore[no-untype
     WebDriverWait(browser, 10).until(seen.url_contains("/login"))
     browser.find_element(By.ID, "password").send_keys("wrong")
     browser.find_element(By.ID, "login-submit").click()
-    assert "Wrong password." in browser.find_element(By.ID, "login-error").text
+    WebDriverWait(browser, 10).until(
+        seen.text_to_be_present_in_element((By.ID, "login-error"), "Wrong password.")
+    )
     browser.find_element(By.ID, "password").send_keys(ADMIN_PASSWORD)
     browser.find_element(By.ID, "login-submit").click()
 
