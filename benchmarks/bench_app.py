@@ -21,11 +21,11 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.app_server import app_server
 from benchmarks.harness import (
     BenchmarkError,
     BenchOptions,
@@ -35,7 +35,6 @@ from benchmarks.harness import (
     mebibytes,
     percentile,
 )
-from benchmarks.local_s3 import LocalS3, free_port
 
 NAME = "app"
 DESCRIPTION = "inference app: 1024x1024 PNG analysis latency on one core, peak RSS under load"
@@ -137,44 +136,14 @@ async def _load(url: str, images: list[tuple[bytes, int]], clients: int, seconds
 
 
 def measure_load(options: BenchOptions, clients: int, seconds: float) -> dict[str, object]:
-    work = options.work_dir / "app-load"
-    work.mkdir(parents=True, exist_ok=True)
-    database = work / "app.db"
-    for leftover in (database, work / "app.db-journal"):
-        leftover.unlink(missing_ok=True)
     images = [
         (drawing_png(seed, age, grain=seed % 2 == 0), age)
         for seed, age in ((1, 4), (2, 7), (3, 9), (4, 12), (5, 15), (6, 17))
     ]
-    with LocalS3(work / "moto.log", bucket="drawing-analysis-backups-local") as s3:
-        for bucket in ("drawing-analysis-drawings-local", "drawing-analysis-models-local"):
-            s3.client().create_bucket(Bucket=bucket)
-        port = free_port()
-        env = {
-            **s3.env(),
-            "DATABASE_PATH": str(database),
-            "ADMIN_PASSWORD": "benchmark-only-password",
-            "LOG_LEVEL": "WARNING",
-            "LOG_FORMAT": "json",
-            "PYTHONPATH": str(ROOT),
-        }
-        with (work / "app.log").open("wb") as log:
-            app = subprocess.Popen(
-                [sys.executable, "-m", "app", "serve", "--port", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_healthy(url, app)
-            idle_rss = _peak_rss_bytes(app.pid)
-            latencies, statuses = asyncio.run(_load(url, images, clients, seconds))
-            peak_rss = _peak_rss_bytes(app.pid)
-        finally:
-            app.terminate()
-            app.wait(timeout=30)
+    with app_server(options.work_dir / "app-load") as server:
+        idle_rss = _peak_rss_bytes(server.pid)
+        latencies, statuses = asyncio.run(_load(server.url, images, clients, seconds))
+        peak_rss = _peak_rss_bytes(server.pid)
     return {
         "latencies": latencies,
         "statuses": statuses,
@@ -183,19 +152,6 @@ def measure_load(options: BenchOptions, clients: int, seconds: float) -> dict[st
         "clients": clients,
         "seconds": seconds,
     }
-
-
-def _wait_healthy(url: str, app: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if app.poll() is not None:
-            raise BenchmarkError(f"start the app: it exited {app.returncode} (see app.log)")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise BenchmarkError("start the app: /health did not answer within 60 s")
 
 
 def _ms(seconds: float) -> str:

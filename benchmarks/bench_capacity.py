@@ -16,78 +16,26 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import cgroup_limits
-from benchmarks.bench_app import ROOT, _wait_healthy, drawing_png
+from benchmarks.app_server import app_server
+from benchmarks.bench_app import drawing_png
 from benchmarks.harness import BenchOptions, BenchReport, Check, Table, percentile
-from benchmarks.local_s3 import LocalS3, free_port
 
 NAME = "capacity"
 DESCRIPTION = "one app task: CPU s per analysis, analyses/min at 0.25 vCPU, p95 at 50/80/100 %"
 TASK_VCPU = 0.25
 SHARES = (0.5, 0.8, 1.0)
-BUCKETS = ("drawing-analysis-drawings-local", "drawing-analysis-models-local")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass(frozen=True)
-class Server:
-    url: str
-    pid: int
-    database: Path
 
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of the process (all its threads), from /proc/PID/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-@contextmanager
-def app_server(work: Path, cgroup: cgroup_limits.LimitedCgroup | None = None) -> Iterator[Server]:
-    """moto's server and `python -m app serve` on a fresh SQLite database; the app in `cgroup`
-    when one is given."""
-    work.mkdir(parents=True, exist_ok=True)
-    database = work / "app.db"
-    for leftover in (database, work / "app.db-journal"):
-        leftover.unlink(missing_ok=True)
-    with LocalS3(work / "moto.log", bucket="drawing-analysis-backups-local") as s3:
-        for bucket in BUCKETS:
-            s3.client().create_bucket(Bucket=bucket)
-        port = free_port()
-        env = {
-            **s3.env(),
-            "DATABASE_PATH": str(database),
-            "ADMIN_PASSWORD": "benchmark-only-password",
-            "LOG_LEVEL": "WARNING",
-            "LOG_FORMAT": "json",
-            "PYTHONPATH": str(ROOT),
-        }
-        with (work / "app.log").open("wb") as log:
-            app = subprocess.Popen(
-                [sys.executable, "-m", "app", "serve", "--port", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            if cgroup is not None:
-                for directory in cgroup.directories:
-                    (directory / "cgroup.procs").write_text(str(app.pid))
-            url = f"http://127.0.0.1:{port}"
-            _wait_healthy(url, app)
-            yield Server(url, app.pid, database)
-        finally:
-            app.terminate()
-            app.wait(timeout=30)
 
 
 def images() -> list[tuple[bytes, int]]:
