@@ -96,7 +96,7 @@ def litestream_available() -> bool:
 
 
 def litestream_config(path: Path, database: Path, bucket: str, prefix: str, endpoint: str) -> Path:
-    """The replica config that works against moto (BENCHMARKING.md)."""
+    """The replica config that works against moto."""
     path.write_text(
         "dbs:\n"
         f"  - path: {database}\n"

@@ -2,7 +2,7 @@
 
 It runs as its own process (`moto_server`), so its CPU time and memory are not counted
 in any contender's figures; it still shares the machine's cores with them, which is why
-contenders are only ever compared within one run (BENCHMARKING.md).
+contenders are only ever compared within one run.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `python -m benchmarks.stream_get BUCKET KEY OUT` — a single `get_object` read in 1 MiB
 chunks, no ranged parts, no checks. moto reads the whole object for every ranged GET, so
 this, not a ranged download, is what a download costs on the local endpoint
-(BENCHMARKING.md). The endpoint and keys come from the environment.
+(benchmarks/README.md). The endpoint and keys come from the environment.
 """
 
 from __future__ import annotations
