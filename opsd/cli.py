@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -29,13 +29,10 @@ from opsd.local_aws import (
 )
 from opsd.logging import configure_logging
 from opsd.results import EXIT_USAGE
-from opsd.runner import OneLineParser
+from opsd.schedule import OneLineParser, TaskSpec, start_runs
 from opsd.settings import ConfigError, Settings, load_settings
 
 log = structlog.get_logger()
-
-# Order of the first runs at start: a backup first, so the drill and the metrics have one.
-INITIAL_RUN_ORDER = ("backup", "verify-backup", "lifecycle-check", "budget-poll", "publish-metrics")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,7 +145,7 @@ def run_system(settings: Settings, args: argparse.Namespace) -> int:
         daemon = Daemon(settings, TASKS, clients)
         if not args.no_app:
             app = start_app(args.app_port)
-        initial = [] if args.no_initial_runs else initial_runs(settings, clients)
+        initial = [] if args.no_initial_runs else initial_runs(settings, clients, TASKS)
         daemon.start(initial_runs=initial)
         print_banner(settings, embedded, None if args.no_app else args.app_port)
         while not stop.is_set():
@@ -231,10 +228,12 @@ def stop_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def initial_runs(settings: Settings, clients: AwsClients) -> list[str]:
-    """Every scheduled task once at start; the backup only when the bucket has none."""
-    names = list(INITIAL_RUN_ORDER)
-    if backup_exists(settings, clients):
+def initial_runs(
+    settings: Settings, clients: AwsClients, registry: Mapping[str, TaskSpec]
+) -> list[str]:
+    """The registry's start runs in their order; the backup only when the bucket has none."""
+    names = start_runs(registry)
+    if "backup" in names and backup_exists(settings, clients):
         names.remove("backup")
     return names
 

@@ -21,7 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from opsd.aws import AwsClients
 from opsd.results import TaskResult
-from opsd.runner import OneLineParser, TaskContext, execute
+from opsd.runner import TaskContext, execute
 from opsd.schedule import TaskSpec
 from opsd.settings import Settings
 from opsd.state import OpsState, process_alive
@@ -68,9 +68,7 @@ class Daemon:
         spec = self.registry[name]
         ctx = TaskContext(settings=self.settings, clients=self.clients, task=name, stop=self.stop)
         try:
-            parser = OneLineParser(prog=name)
-            spec.load().add_arguments(parser)
-            return execute(spec, ctx, parser.parse_args(list(argv)))
+            return execute(spec, ctx, spec.parser().parse_args(list(argv)))
         finally:
             ctx.close()
             with self._running_lock:

@@ -12,10 +12,17 @@ class Status(enum.StrEnum):
     SKIPPED = "skipped"
     VIOLATION = "violation"
     FAILED = "failed"
+    USAGE = "usage"  # the command line or configuration is wrong: nothing was done
 
 
-EXIT_CODES = {Status.OK: 0, Status.SKIPPED: 0, Status.FAILED: 1, Status.VIOLATION: 3}
 EXIT_USAGE = 2
+EXIT_CODES = {
+    Status.OK: 0,
+    Status.SKIPPED: 0,
+    Status.FAILED: 1,
+    Status.USAGE: EXIT_USAGE,
+    Status.VIOLATION: 3,
+}
 
 
 @dataclass
@@ -33,6 +40,10 @@ class TaskResult:
     def exit_code(self) -> int:
         return EXIT_CODES[self.status]
 
+    @property
+    def failed(self) -> bool:
+        return self.status in (Status.FAILED, Status.USAGE)
+
 
 class TaskError(Exception):
     """An expected failure; its message is the one-line reason shown to the user."""
@@ -42,3 +53,5 @@ class TaskError(Exception):
 
 class UsageError(TaskError):
     """The command line or configuration is wrong (exit 2)."""
+
+    status = Status.USAGE

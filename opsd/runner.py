@@ -22,13 +22,14 @@ from typing import Any
 import structlog
 
 from opsd.aws import AwsClients
+from opsd.clock import Clock, utcnow
 from opsd.local_aws import attach_running_endpoint
 from opsd.logging import configure_logging
 from opsd.metrics import Datum, MetricsPublisher
 from opsd.results import EXIT_CODES, EXIT_USAGE, Status, TaskError, TaskResult, UsageError
 from opsd.schedule import TaskSpec
 from opsd.settings import ConfigError, Settings, load_settings
-from opsd.state import OpsState, utcnow
+from opsd.state import OpsState
 
 
 class Terminated(BaseException):
@@ -45,11 +46,13 @@ def _ask_on_terminal(prompt: str) -> bool:
 
 @dataclass
 class TaskContext:
-    """What a task gets besides its arguments: settings, clients, state, log, stop signal."""
+    """What a task gets besides its arguments: settings, clients, state, log, stop signal,
+    the clock; `task` is the name the runner runs it under."""
 
     settings: Settings
     clients: AwsClients
     task: str
+    clock: Clock = utcnow
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     stop: threading.Event = field(default_factory=threading.Event)
     interactive: bool = False
@@ -78,13 +81,13 @@ class TaskContext:
 
 def execute(spec: TaskSpec, ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     """Run one task to completion and report it; never raises except KeyboardInterrupt."""
-    started_at = utcnow()
+    started_at = ctx.clock()
     began = time.monotonic()
     ctx.log.info("task started")
     try:
         result = spec.load().run(ctx, args)
     except (UsageError, ConfigError) as exc:
-        result = TaskResult(spec.name, Status.FAILED, str(exc), {"usage_error": True})
+        result = TaskResult(spec.name, Status.USAGE, str(exc))
     except TaskError as exc:
         result = TaskResult(spec.name, exc.status, str(exc))
     except Terminated:
@@ -92,10 +95,11 @@ def execute(spec: TaskSpec, ctx: TaskContext, args: argparse.Namespace) -> TaskR
     except Exception as exc:
         ctx.log.exception("task crashed")
         result = TaskResult(spec.name, Status.FAILED, f"{type(exc).__name__}: {exc}")
+    result.task = spec.name
     result.duration_s = time.monotonic() - began
     _record(ctx, started_at, result)
     _publish_task_metrics(ctx, result)
-    log = ctx.log.error if result.status is Status.FAILED else ctx.log.info
+    log = ctx.log.error if result.failed else ctx.log.info
     log(
         "task finished",
         status=str(result.status),
@@ -119,7 +123,7 @@ def _record(ctx: TaskContext, started_at: datetime, result: TaskResult) -> None:
 
 
 def _publish_task_metrics(ctx: TaskContext, result: TaskResult) -> None:
-    failed = result.status is Status.FAILED
+    failed = result.failed
     try:
         ctx.metrics.publish(
             [
@@ -130,13 +134,6 @@ def _publish_task_metrics(ctx: TaskContext, result: TaskResult) -> None:
         )
     except Exception as exc:
         ctx.log.warning("task metrics not published", error=str(exc))
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (exit 2)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
 
 
 def overview(registry: Mapping[str, TaskSpec]) -> str:
@@ -173,13 +170,7 @@ def parse_command_line(
         )
         raise SystemExit(EXIT_USAGE)
     spec = registry[name]
-    module = spec.load()
-    parser = OneLineParser(
-        prog=f"python -m tasks {name}",
-        description=f"{module.DESCRIPTION} Schedule: {spec.schedule or 'on demand'}.",
-    )
-    module.add_arguments(parser)
-    return spec, parser.parse_args(rest)
+    return spec, spec.parser().parse_args(rest)
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
@@ -223,9 +214,8 @@ def main(argv: Sequence[str] | None, registry: Mapping[str, TaskSpec]) -> int:
         ctx.close()
     if result.output:
         print(result.output, flush=True)
-    if result.details.get("usage_error"):
+    if result.status is Status.USAGE:
         print(f"{spec.name}: {result.message}", file=sys.stderr)
-        return EXIT_USAGE
-    if result.status in (Status.FAILED, Status.VIOLATION):
+    elif result.status in (Status.FAILED, Status.VIOLATION):
         print(f"{spec.name} {result.status}: {result.message}", file=sys.stderr)
     return result.exit_code

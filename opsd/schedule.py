@@ -1,10 +1,12 @@
-"""Task specs and EventBridge schedule expressions turned into APScheduler triggers."""
+"""Task specs (schedule, start order, command line) and EventBridge schedule expressions
+turned into APScheduler triggers."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
@@ -12,6 +14,8 @@ from typing import TYPE_CHECKING, Protocol
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+
+from opsd.results import EXIT_USAGE
 
 if TYPE_CHECKING:
     from opsd.results import TaskResult
@@ -29,21 +33,48 @@ class TaskModule(Protocol):
     def run(self, ctx: TaskContext, args: argparse.Namespace) -> TaskResult: ...
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task: its command name, module, schedule (None: on demand only) and summary."""
+    """One task: its command name, module, schedule (None: on demand only), summary, and its
+    place among the runs at daemon start (None: not run at start)."""
 
     name: str
     module: str
     schedule: str | None
     summary: str
+    start_order: int | None = None
 
     def load(self) -> TaskModule:
         module: ModuleType = importlib.import_module(self.module)
         return module  # type: ignore[return-value]
 
+    def parser(self) -> argparse.ArgumentParser:
+        """The task's command line, the same for `python -m tasks` and the daemon."""
+        module = self.load()
+        parser = OneLineParser(
+            prog=f"python -m tasks {self.name}",
+            description=f"{module.DESCRIPTION} Schedule: {self.schedule or 'on demand'}.",
+        )
+        module.add_arguments(parser)
+        return parser
+
     def trigger(self) -> BaseTrigger | None:
         return None if self.schedule is None else trigger_for(self.schedule)
+
+
+def start_runs(registry: Mapping[str, TaskSpec]) -> list[str]:
+    """The tasks the daemon runs once at start, in their order."""
+    at_start = (
+        (spec.start_order, spec.name) for spec in registry.values() if spec.start_order is not None
+    )
+    return [name for _, name in sorted(at_start)]
 
 
 def trigger_for(expression: str) -> BaseTrigger:

@@ -10,17 +10,14 @@ import os
 import socket
 import sqlite3
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from opsd.clock import utcnow
 from opsd.database import SQLITE_HEADER, DatabaseError, connect
 from opsd.results import TaskResult
 from opsd.settings import ConfigError
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class StateError(ConfigError):

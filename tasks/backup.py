@@ -13,7 +13,6 @@ from typing import Any, NoReturn
 from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
-from opsd.state import utcnow
 from tasks.app_database import refuse_unless_sqlite
 from tasks.backup_content import check_snapshot, check_source_file
 from tasks.backup_objects import REASONS, BackupMetadata, backup_key, head_backup
@@ -29,7 +28,6 @@ from tasks.snapshot import (
     snapshot_database,
 )
 
-TASK = "backup"
 DESCRIPTION = (
     "Take a consistent snapshot of the app database (DATABASE_PATH), check its integrity and "
     "upload it once to S3_BUCKET_BACKUPS as backup-YYYY-MM-DD-HH-MM.db, then verify it."
@@ -59,7 +57,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     refuse_unless_sqlite(ctx.settings, "backup")
     settings = ctx.settings
     began = time.monotonic()
-    taken_at = utcnow()
+    taken_at = ctx.clock()
     bucket = settings.s3_bucket_backups
     key = backup_key(taken_at, settings.backup_prefix)
     where = {"bucket": bucket, "key": key}
@@ -67,7 +65,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     _remove_abandoned_snapshots(ctx)
     if not args.dry_run and head_backup(s3, bucket, key) is not None:
         return TaskResult(
-            TASK, Status.SKIPPED, f"{key} already exists: backup of this minute done", where
+            ctx.task, Status.SKIPPED, f"{key} already exists: backup of this minute done", where
         )
 
     check_source_file(settings.database_path, allow_empty=args.allow_empty)
@@ -104,7 +102,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         if args.dry_run:
             require_integrity()
             return TaskResult(
-                TASK,
+                ctx.task,
                 Status.OK,
                 f"dry run: would upload {key} ({digests.size} bytes) to s3://{bucket}",
                 details,
@@ -125,7 +123,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
             )
         except ObjectExists:
             return TaskResult(
-                TASK, Status.SKIPPED, f"{key} already exists: backup of this minute done", where
+                ctx.task, Status.SKIPPED, f"{key} already exists: backup of this minute done", where
             )
         details[f"checksum_{digests.algorithm.lower()}"] = verify_uploaded(s3, bucket, key, digests)
     finally:
@@ -137,7 +135,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     details["duration_s"] = round(duration, 3)
     _publish(ctx, digests.size, duration)
     return TaskResult(
-        TASK,
+        ctx.task,
         Status.OK,
         f"uploaded {key} ({digests.size} bytes, {digests.part_count} parts) to s3://{bucket}",
         details,

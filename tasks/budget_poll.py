@@ -13,7 +13,6 @@ from opsd.aws import describe_aws_error
 from opsd.metrics import Datum, MetricsError
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
-from opsd.state import utcnow
 from tasks import budget_alerts as alerts
 from tasks.cost_breakdown import daily_breakdown
 
@@ -29,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
-    return poll_budget(ctx, utcnow(), as_json=bool(args.json))
+    return poll_budget(ctx, ctx.clock(), as_json=bool(args.json))
 
 
 def read_spend(ctx: TaskContext) -> alerts.Spend:

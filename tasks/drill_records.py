@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from opsd.state import OpsState, utcnow
+from opsd.state import OpsState
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS restore_drills (
@@ -42,7 +43,9 @@ def _ensure(state: OpsState) -> None:
     state.conn.executescript(_SCHEMA)
 
 
-def record_drill(state: OpsState, key: str, run_id: str, passed: bool | None, message: str) -> None:
+def record_drill(
+    state: OpsState, key: str, run_id: str, passed: bool | None, message: str, at: datetime
+) -> None:
     """`passed=None`: the drill did not run to a verdict."""
     _ensure(state)
     state.conn.execute(
@@ -50,7 +53,7 @@ def record_drill(state: OpsState, key: str, run_id: str, passed: bool | None, me
         "VALUES (?, ?, ?, ?, ?)",
         (
             key,
-            utcnow().isoformat(timespec="seconds"),
+            at.isoformat(timespec="seconds"),
             run_id,
             _NOT_RUN if passed is None else int(passed),
             message,

@@ -24,7 +24,6 @@ from opsd.database import DatabaseError
 from opsd.metrics import Datum, MetricsError, split_datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
-from opsd.state import utcnow
 from tasks.analysis_minutes import (
     MinuteTotals,
     first_minute_with_analyses,
@@ -65,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
-    return publish_metrics(ctx, utcnow(), as_json=bool(args.json))
+    return publish_metrics(ctx, ctx.clock(), as_json=bool(args.json))
 
 
 class _Wait(Exception):

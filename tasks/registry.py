@@ -1,5 +1,7 @@
-"""The schedule table (ARCHITECTURE §3, contract): read by the daemon, held equal to the
-CloudFormation schedules by a test. A task joins by adding a module and a row here."""
+"""The task table (ARCHITECTURE §3, contract): read by `python -m tasks`, the daemon and
+`opsd status`, held equal to the CloudFormation schedules by a test. A task joins by adding a
+module and a row here. `start_order`: the daemon runs these once at start, lowest first (a
+backup first, so the drill and the metrics have one)."""
 
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ TASKS: dict[str, TaskSpec] = {
             "tasks.backup",
             "cron(0 */6 * * ? *)",
             "consistent snapshot of the app database to S3, verified",
+            start_order=10,
         ),
         TaskSpec(
             "verify-backup",
             "tasks.verify_backup",
             "cron(30 */6 * * ? *)",
             "restore drill: prove the newest backup restores exactly",
+            start_order=20,
         ),
         TaskSpec(
             "restore",
@@ -31,18 +35,21 @@ TASKS: dict[str, TaskSpec] = {
             "tasks.lifecycle_check",
             "cron(0 3 * * ? *)",
             "compare buckets and log groups with the storage policy; --fix remediates",
+            start_order=30,
         ),
         TaskSpec(
             "budget-poll",
             "tasks.budget_poll",
             "cron(15 */6 * * ? *)",
             "spend against the monthly budget, threshold alerts",
+            start_order=40,
         ),
         TaskSpec(
             "publish-metrics",
             "tasks.publish_metrics",
             "rate(5 minutes)",
             "app metrics from the database and backup age to CloudWatch",
+            start_order=50,
         ),
     )
 }

@@ -14,7 +14,6 @@ from typing import Any
 from opsd.formatting import human_size
 from opsd.results import Status, TaskError, TaskResult, UsageError
 from opsd.runner import TaskContext
-from opsd.state import utcnow
 from tasks.app_database import refuse_unless_sqlite
 from tasks.backup_checks import check_download
 from tasks.backup_objects import BackupMetadata, BackupObject, head_backup, list_backups
@@ -28,7 +27,6 @@ from tasks.restore_target import RestoreTarget, resolve_target
 from tasks.scratch_files import remove_quietly
 from tasks.service_control import EcsService, service_stopped
 
-TASK = "restore"
 DESCRIPTION = (
     "List backups (--list) or restore one: --latest (default), --at TIMESTAMP or --key KEY, "
     "in place of DATABASE_PATH or --to a new file. Only a file whose sha256 and integrity "
@@ -123,7 +121,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     if args.dry_run:
         output = json.dumps(details) if args.json else plan.describe()
         return TaskResult(
-            TASK, Status.OK, f"dry run: would restore {plan.backup.key}", details, output=output
+            ctx.task, Status.OK, f"dry run: would restore {plan.backup.key}", details, output=output
         )
     return _restore(ctx, args, plan, details)
 
@@ -145,7 +143,7 @@ def _make_plan(ctx: TaskContext, args: argparse.Namespace) -> RestorePlan:
     bucket = settings.s3_bucket_backups
     s3 = ctx.clients("s3")
     listed = list_backups(s3, bucket, settings.backup_prefix)
-    chosen, passed_over = _choose(s3, bucket, listed, at, args.key)
+    chosen, passed_over = _choose(s3, bucket, listed, at, args.key, ctx.clock())
     if chosen.metadata is None:
         raise TaskError(f"{chosen.key} cannot be verified, nothing restored: {chosen.suspect}")
     name = chosen.key.rsplit("/", 1)[-1]
@@ -178,11 +176,15 @@ def _make_plan(ctx: TaskContext, args: argparse.Namespace) -> RestorePlan:
 
 
 def _choose(
-    s3: Any, bucket: str, listed: list[BackupObject], at: datetime | None, key: str | None
+    s3: Any,
+    bucket: str,
+    listed: list[BackupObject],
+    at: datetime | None,
+    key: str | None,
+    now: datetime,
 ) -> tuple[CheckedBackup, list[CheckedBackup]]:
     """A named key as it is (checked, and said so when suspect); otherwise the newest backup
     we took at or before `at`, passing over suspect objects."""
-    now = utcnow()
     first = select_backup(listed, at=at, key=key)
     if key is not None:
         return check_backup(s3, bucket, first, now), []
@@ -236,10 +238,10 @@ def _restore(
             question = f"Replace {target} with {key}? The app must not be writing to it."
             if not ctx.confirm(question):
                 return TaskResult(
-                    TASK, Status.SKIPPED, "restore cancelled: nothing changed", details
+                    ctx.task, Status.SKIPPED, "restore cancelled: nothing changed", details
                 )
         ctx.check_stop()
-        stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+        stamp = ctx.clock().strftime("%Y%m%dT%H%M%SZ")
         if plan.service is not None:
             with service_stopped(plan.service):
                 kept = place_verified_file(temp, target, stamp)
@@ -256,7 +258,7 @@ def _restore(
         details["kept"] = str(kept)
     details["sha256"] = plan.metadata.sha256
     output = json.dumps(details) if args.json else None
-    return TaskResult(TASK, Status.OK, message, details, output=output)
+    return TaskResult(ctx.task, Status.OK, message, details, output=output)
 
 
 def _list(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
@@ -266,7 +268,7 @@ def _list(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     backups = list_backups(s3, bucket, settings.backup_prefix)
     shown = backups if args.limit <= 0 else backups[: args.limit]
     drills = latest_drills(ctx.state)
-    now = utcnow()
+    now = ctx.clock()
     rows = []
     for backup in shown:
         head = head_backup(s3, bucket, backup.key)
@@ -293,7 +295,7 @@ def _list(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         message += f"; {suspects} suspect (never chosen by --latest or --at)"
     output = json.dumps(rows, indent=2) if args.json else _table(rows, len(backups), bucket)
     return TaskResult(
-        TASK,
+        ctx.task,
         Status.OK,
         message,
         {"bucket": bucket, "count": len(backups), "suspect": suspects},

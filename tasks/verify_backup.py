@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import tempfile
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
-from opsd.state import utcnow
 from tasks.app_database import refuse_unless_sqlite
 from tasks.backup_checks import check_download
 from tasks.backup_objects import (
@@ -28,7 +28,6 @@ from tasks.drill_records import latest_drills, record_drill
 from tasks.journal_mode import ensure_rollback_journal
 from tasks.scratch_files import remove_quietly
 
-TASK = "verify-backup"
 DESCRIPTION = (
     "Restore drill: download the newest backup (or --key) to scratch and prove it restores: "
     "sha256, integrity_check, schema version, per-table row counts, opened as the app does. "
@@ -55,7 +54,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     bucket = settings.s3_bucket_backups
     s3 = ctx.clients("s3")
     try:
-        chosen, passed_over = _choose(s3, bucket, settings.backup_prefix, args.key)
+        chosen, passed_over = _choose(s3, bucket, settings.backup_prefix, args.key, ctx.clock())
     except NothingToTrust:
         _publish_verdict(ctx, passed=False)
         raise
@@ -67,7 +66,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         try:
             problems += _drill(ctx, bucket, key, chosen.metadata)
         except ScratchWriteError as exc:
-            record_drill(ctx.state, key, ctx.run_id, None, f"not run: {exc}")
+            record_drill(ctx.state, key, ctx.run_id, None, f"not run: {exc}", ctx.clock())
             raise TaskError(f"drill not run: {exc}") from None
         except TaskError as exc:
             _conclude(ctx, key, passed=False, message=str(exc))
@@ -91,15 +90,14 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         message += f"; newer objects passed over as suspect: {describe_suspects(passed_over)}"
         details["suspect"] = [s.key for s in passed_over]
         status = Status.VIOLATION
-    return TaskResult(TASK, status, message, {**details, "problems": problems})
+    return TaskResult(ctx.task, status, message, {**details, "problems": problems})
 
 
 def _choose(
-    s3: Any, bucket: str, prefix: str, key: str | None
+    s3: Any, bucket: str, prefix: str, key: str | None, now: datetime
 ) -> tuple[CheckedBackup, list[CheckedBackup]]:
     """--key as named (a suspect one fails its drill); otherwise the backup `restore
     --latest` would restore, with the suspect objects newer than it."""
-    now = utcnow()
     if key is not None:
         head = head_backup(s3, bucket, key)
         if head is None:
@@ -148,7 +146,7 @@ def _drill(ctx: TaskContext, bucket: str, key: str, metadata: BackupMetadata) ->
 
 
 def _conclude(ctx: TaskContext, key: str, *, passed: bool, message: str) -> None:
-    record_drill(ctx.state, key, ctx.run_id, passed, message)
+    record_drill(ctx.state, key, ctx.run_id, passed, message, ctx.clock())
     _publish_verdict(ctx, passed=passed)
 
 

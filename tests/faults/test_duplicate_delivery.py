@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from opsd.clock import utcnow
 from tests.conftest import create_app_database
 from tests.faults.fault_proxy import FaultProxy
 from tests.faults.figures import record_figure
+from tests.frozen_clock import frozen_clock
 from tests.task_processes import (
     BUCKET,
     ROOT,
@@ -54,13 +54,6 @@ def start_together(env: dict[str, str], *args: str) -> list[subprocess.Completed
     return finished
 
 
-def wait_clear_of_a_minute_boundary() -> None:
-    """Both runs must name the same minute's key."""
-    second = datetime.now(UTC).second
-    if second >= 50:
-        time.sleep(61 - second)
-
-
 def test_two_backups_started_together_write_one_object(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -69,11 +62,12 @@ def test_two_backups_started_together_write_one_object(
         s3 = s3_client(endpoint)
         s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         env = task_env(proxy.url, tmp_path, BACKUP_PART_SIZE_MB="5")
+        # Both runs of a delivery read one moment, so they name the same minute's key.
+        env = frozen_clock(env, tmp_path / "hooks", utcnow())
         add_bulk(create_app_database(Path(env["DATABASE_PATH"])), 8)
         outcomes = []
         for round_ in range(ROUNDS):
             prefix = f"round-{round_:02d}"
-            wait_clear_of_a_minute_boundary()
             runs = start_together({**env, "BACKUP_PREFIX": prefix}, "backup")
 
             assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]

@@ -32,11 +32,12 @@ def run_sample(make_ctx, behave: str):  # type: ignore[no-untyped-def]
         ("violation", Status.VIOLATION, 3),
         ("fail", Status.FAILED, 1),
         ("crash", Status.FAILED, 1),
+        ("usage", Status.USAGE, 2),
     ],
 )
 def test_status_maps_to_exit_code(make_ctx, behave: str, status: Status, code: int) -> None:  # type: ignore[no-untyped-def]
     _, result = run_sample(make_ctx, behave)
-    assert result.status is status
+    assert result.status is status and result.task == "sample"
     assert result.exit_code == code
 
 

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from opsd.schedule import trigger_for
+from opsd.schedule import TaskSpec, start_runs, trigger_for
 from tasks.registry import SCHEDULED, TASKS
 
 NOON = datetime(2026, 11, 24, 12, 1, tzinfo=UTC)
@@ -35,15 +35,22 @@ def test_unsupported_expressions_are_refused(expression: str) -> None:
         trigger_for(expression)
 
 
-def test_schedule_table_matches_the_design() -> None:
-    assert {name: spec.schedule for name, spec in TASKS.items()} == {
-        "backup": "cron(0 */6 * * ? *)",
-        "verify-backup": "cron(30 */6 * * ? *)",
-        "restore": None,
-        "lifecycle-check": "cron(0 3 * * ? *)",
-        "budget-poll": "cron(15 */6 * * ? *)",
-        "publish-metrics": "rate(5 minutes)",
-    }
-    assert "restore" not in SCHEDULED
-    for spec in SCHEDULED.values():
+def test_every_scheduled_task_runs_once_at_start_and_backup_first() -> None:
+    at_start = start_runs(TASKS)
+    assert set(at_start) == set(SCHEDULED), (
+        "a scheduled task without a start_order never runs at start"
+    )
+    assert at_start[0] == "backup"  # the drill and the metrics need a backup
+    orders = [spec.start_order for spec in SCHEDULED.values()]
+    assert len(set(orders)) == len(orders), "two tasks share a start_order"
+
+
+@pytest.mark.parametrize("spec", TASKS.values(), ids=list(TASKS))
+def test_every_row_names_a_task_module_with_its_options(spec: TaskSpec) -> None:
+    parser = spec.parser()
+    assert parser.prog == f"python -m tasks {spec.name}"
+    assert parser.description and spec.load().DESCRIPTION in parser.description
+    assert callable(spec.load().run)
+    parser.parse_args([])  # every option has a default: the daemon runs it without any
+    if spec.schedule is not None:
         assert spec.trigger() is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sqlite3
 from datetime import datetime
@@ -20,9 +19,7 @@ BACKUP_DEFAULTS: dict[str, Any] = {"reason": "scheduled", "dry_run": False, "all
 def run_task(ctx: TaskContext, **arguments: Any) -> TaskResult:
     """Run a task through the runner, with its parser's defaults plus `arguments`."""
     spec = TASKS[ctx.task]
-    parser = argparse.ArgumentParser()
-    spec.load().add_arguments(parser)
-    args = parser.parse_args([])
+    args = spec.parser().parse_args([])
     for name, value in arguments.items():
         setattr(args, name, value)
     return execute(spec, ctx, args)

@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from awscrt import checksums
 from botocore.exceptions import EndpointConnectionError
 
 import tasks.snapshot as snapshot_module
+from opsd.clock import utcnow
 from opsd.results import Status, TaskError
 from opsd.settings import Settings
 from tasks import backup as backup_task
@@ -194,11 +196,10 @@ def test_dry_run_shows_the_plan_and_uploads_nothing(
 def test_second_backup_in_the_same_minute_is_skipped(
     make_ctx: Any, app_db: Path, settings: Settings, s3: Any
 ) -> None:
-    first = run_task(make_ctx("backup"))
-    second = run_task(make_ctx("backup"))
+    minute = utcnow().replace(second=0)
+    first = run_task(make_ctx("backup", clock=lambda: minute))
+    second = run_task(make_ctx("backup", clock=lambda: minute + timedelta(seconds=59)))
     assert first.status is Status.OK
-    if second.details["key"] != first.details["key"]:
-        pytest.skip("the minute turned between the two runs")
     assert second.status is Status.SKIPPED and second.exit_code == 0
     assert "already exists" in second.message
     assert bucket_keys(s3, settings.s3_bucket_backups) == [first.details["key"]]
@@ -207,12 +208,11 @@ def test_second_backup_in_the_same_minute_is_skipped(
 def test_backup_losing_the_race_at_completion_is_skipped_and_aborted(
     make_ctx: Any, app_db: Path, settings: Settings, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = run_task(make_ctx("backup"))
+    now = utcnow()
+    first = run_task(make_ctx("backup", clock=lambda: now))
     # A concurrent delivery that looked before the first one finished: HEAD saw nothing.
     monkeypatch.setattr(backup_task, "head_backup", lambda *_: None)
-    second = run_task(make_ctx("backup"))
-    if second.details.get("key", first.details["key"]) != first.details["key"]:
-        pytest.skip("the minute turned between the two runs")
+    second = run_task(make_ctx("backup", clock=lambda: now))
     assert second.status is Status.SKIPPED, second.message
     assert bucket_keys(s3, settings.s3_bucket_backups) == [first.details["key"]]
     assert s3.list_multipart_uploads(Bucket=settings.s3_bucket_backups).get("Uploads", []) == []

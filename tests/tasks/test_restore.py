@@ -94,7 +94,7 @@ def test_restore_refuses_to_overwrite_without_force(
     target = tmp_path / "other.db"
     target.write_bytes(b"precious")
     refused = run_task(make_ctx("restore"), to=target)
-    assert refused.details.get("usage_error") and "--force" in refused.message
+    assert refused.status is Status.USAGE and "--force" in refused.message
     assert target.read_bytes() == b"precious"
     forced = run_task(make_ctx("restore"), to=target, force=True)
     assert forced.status is Status.OK
@@ -107,7 +107,7 @@ def test_in_place_restore_needs_yes_off_a_terminal(
 ) -> None:
     before = app_db.read_bytes()
     result = run_task(make_ctx("restore"))
-    assert result.details.get("usage_error")
+    assert result.status is Status.USAGE
     assert "--yes" in result.message and "--stop-service" in result.message
     assert "\n" not in result.message
     assert app_db.read_bytes() == before
@@ -175,7 +175,7 @@ def test_restore_at_before_the_first_backup_names_the_earliest(
 
 def test_restore_at_rejects_a_bad_timestamp(make_ctx: Any, backups: dict[str, bytes]) -> None:
     result = run_task(make_ctx("restore"), at="yesterday", yes=True)
-    assert result.details.get("usage_error") and "not a timestamp" in result.message
+    assert result.status is Status.USAGE and "not a timestamp" in result.message
 
 
 def test_restore_by_key(make_ctx: Any, backups: dict[str, bytes], tmp_path: Path) -> None:

@@ -127,5 +127,5 @@ def test_restore_with_stop_service_against_moto_ecs(
 
 def test_stop_service_needs_the_ecs_settings(make_ctx: Any, app_db: Path) -> None:
     result = run_task(make_ctx("restore"), stop_service=True)
-    assert result.details.get("usage_error")
+    assert result.status is Status.USAGE and result.exit_code == 2
     assert result.message == "--stop-service: set ECS_CLUSTER and ECS_APP_SERVICE"
