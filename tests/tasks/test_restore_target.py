@@ -40,7 +40,7 @@ def _analyses(path: Path) -> int:
 
 
 def _refused_in_one_line(result: Any, *words: str) -> None:
-    assert result.exit_code in (1, 2) and result.status is Status.FAILED
+    assert result.failed and result.exit_code in (1, 2)
     assert "\n" not in result.message
     for word in words:
         assert word in result.message, result.message
