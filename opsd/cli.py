@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -29,7 +29,7 @@ from opsd.local_aws import (
 )
 from opsd.logging import configure_logging
 from opsd.results import EXIT_USAGE
-from opsd.schedule import OneLineParser, TaskSpec, start_runs
+from opsd.schedule import OneLineParser, start_runs
 from opsd.settings import ConfigError, Settings, load_settings
 
 log = structlog.get_logger()
@@ -145,7 +145,7 @@ def run_system(settings: Settings, args: argparse.Namespace) -> int:
         daemon = Daemon(settings, TASKS, clients)
         if not args.no_app:
             app = start_app(args.app_port)
-        initial = [] if args.no_initial_runs else initial_runs(settings, clients, TASKS)
+        initial = [] if args.no_initial_runs else initial_runs(settings, clients)
         daemon.start(initial_runs=initial)
         print_banner(settings, embedded, None if args.no_app else args.app_port)
         while not stop.is_set():
@@ -228,11 +228,11 @@ def stop_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def initial_runs(
-    settings: Settings, clients: AwsClients, registry: Mapping[str, TaskSpec]
-) -> list[str]:
-    """The registry's start runs in their order; the backup only when the bucket has none."""
-    names = start_runs(registry)
+def initial_runs(settings: Settings, clients: AwsClients) -> list[str]:
+    """The registry's runs at start, in order; the backup only when the bucket has none."""
+    from tasks.registry import TASKS
+
+    names = start_runs(TASKS)
     if "backup" in names and backup_exists(settings, clients):
         names.remove("backup")
     return names

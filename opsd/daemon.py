@@ -96,9 +96,7 @@ class Daemon:
 
     def _initial_runs(self, names: list[str]) -> None:
         for name in names:
-            if self.stop.is_set():
-                return
-            self.run_task(name)
+            self.run_task(name)  # None once a shutdown has begun
 
     def _announce(self) -> None:
         state = OpsState(self.settings.ops_state_path, self.settings.sqlite_busy_timeout_ms)
@@ -177,9 +175,7 @@ def status_rows(
                 "task": spec.name,
                 "schedule": spec.schedule or "on demand",
                 "last_run": run.get("finished_at"),
-                "status": run.get("status"),
-                "duration_s": run.get("duration_s"),
-                "message": run.get("message"),
+                **{key: run.get(key) for key in ("status", "duration_s", "message")},
                 "next_run": next_run.isoformat() if next_run else None,
             }
         )
@@ -193,6 +189,4 @@ def daemon_info(settings: Settings) -> dict[str, Any] | None:
         info = state.get(DAEMON_KEY)
     finally:
         state.close()
-    if not info:
-        return None
-    return {**info, "alive": process_alive(info)}
+    return {**info, "alive": process_alive(info)} if info else None

@@ -16,13 +16,7 @@ class Status(enum.StrEnum):
 
 
 EXIT_USAGE = 2
-EXIT_CODES = {
-    Status.OK: 0,
-    Status.SKIPPED: 0,
-    Status.FAILED: 1,
-    Status.USAGE: EXIT_USAGE,
-    Status.VIOLATION: 3,
-}
+EXIT_CODES = {Status.FAILED: 1, Status.USAGE: EXIT_USAGE, Status.VIOLATION: 3}  # else 0
 
 
 @dataclass
@@ -38,7 +32,7 @@ class TaskResult:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.status]
+        return EXIT_CODES.get(self.status, 0)
 
     @property
     def failed(self) -> bool:
@@ -52,6 +46,4 @@ class TaskError(Exception):
 
 
 class UsageError(TaskError):
-    """The command line or configuration is wrong (exit 2)."""
-
-    status = Status.USAGE
+    """The command line or configuration is wrong (status usage, exit 2)."""

@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from opsd.aws import AwsClients
-from opsd.clock import Clock, utcnow
+from opsd.clock import utcnow
 from opsd.local_aws import attach_running_endpoint
 from opsd.logging import configure_logging
 from opsd.metrics import Datum, MetricsPublisher
@@ -46,13 +46,12 @@ def _ask_on_terminal(prompt: str) -> bool:
 
 @dataclass
 class TaskContext:
-    """What a task gets besides its arguments: settings, clients, state, log, stop signal,
-    the clock; `task` is the name the runner runs it under."""
+    """What a task gets besides its arguments: settings, clients, state, log, clock, stop."""
 
     settings: Settings
     clients: AwsClients
     task: str
-    clock: Clock = utcnow
+    clock: Callable[[], datetime] = utcnow
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     stop: threading.Event = field(default_factory=threading.Event)
     interactive: bool = False
@@ -123,12 +122,11 @@ def _record(ctx: TaskContext, started_at: datetime, result: TaskResult) -> None:
 
 
 def _publish_task_metrics(ctx: TaskContext, result: TaskResult) -> None:
-    failed = result.failed
     try:
         ctx.metrics.publish(
             [
-                Datum("TaskSucceeded", 0 if failed else 1, task=result.task),
-                Datum("TaskFailed", 1 if failed else 0, task=result.task),
+                Datum("TaskSucceeded", 0 if result.failed else 1, task=result.task),
+                Datum("TaskFailed", 1 if result.failed else 0, task=result.task),
                 Datum("TaskDurationSeconds", result.duration_s, task=result.task),
             ]
         )
@@ -182,24 +180,20 @@ def main(argv: Sequence[str] | None, registry: Mapping[str, TaskSpec]) -> int:
     spec, args = parse_command_line(list(sys.argv[1:] if argv is None else argv), registry)
     try:
         settings = attach_running_endpoint(load_settings())
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    # With --json, stdout carries only the document; the log lines go to stderr.
-    configure_logging(
-        settings.log_level,
-        settings.log_format,
-        settings.secret_values(),
-        to_stderr=getattr(args, "json", False),
-    )
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    ctx = TaskContext(
-        settings=settings,
-        clients=AwsClients(settings),
-        task=spec.name,
-        interactive=sys.stdin.isatty() and sys.stdout.isatty(),
-    )
-    try:
+        # With --json, stdout carries only the document; the log lines go to stderr.
+        configure_logging(
+            settings.log_level,
+            settings.log_format,
+            settings.secret_values(),
+            to_stderr=getattr(args, "json", False),
+        )
+        signal.signal(signal.SIGTERM, _raise_terminated)
+        ctx = TaskContext(
+            settings=settings,
+            clients=AwsClients(settings),
+            task=spec.name,
+            interactive=sys.stdin.isatty() and sys.stdout.isatty(),
+        )
         ctx.state  # noqa: B018 (opened before the run: a bad OPS_STATE_PATH is a setting's error)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

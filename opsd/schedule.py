@@ -1,5 +1,4 @@
-"""Task specs (schedule, start order, command line) and EventBridge schedule expressions
-turned into APScheduler triggers."""
+"""Task specs (schedule, start order, options); EventBridge expressions as APScheduler triggers."""
 
 from __future__ import annotations
 
@@ -71,10 +70,8 @@ class TaskSpec:
 
 def start_runs(registry: Mapping[str, TaskSpec]) -> list[str]:
     """The tasks the daemon runs once at start, in their order."""
-    at_start = (
-        (spec.start_order, spec.name) for spec in registry.values() if spec.start_order is not None
-    )
-    return [name for _, name in sorted(at_start)]
+    at_start = [spec for spec in registry.values() if spec.start_order is not None]
+    return [spec.name for spec in sorted(at_start, key=lambda spec: spec.start_order or 0)]
 
 
 def trigger_for(expression: str) -> BaseTrigger:

@@ -1,7 +1,6 @@
-"""The task table (ARCHITECTURE §3, contract): read by `python -m tasks`, the daemon and
-`opsd status`, held equal to the CloudFormation schedules by a test. A task joins by adding a
-module and a row here. `start_order`: the daemon runs these once at start, lowest first (a
-backup first, so the drill and the metrics have one)."""
+"""The task table (ARCHITECTURE §3, contract): read by `python -m tasks`, the daemon and `opsd
+status`, held equal to the CloudFormation schedules by a test. A task joins by adding a module
+and a row here. At start the daemon runs the tasks with a `start_order`, lowest first."""
 
 from __future__ import annotations
 

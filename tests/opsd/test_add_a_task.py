@@ -76,7 +76,7 @@ def wait_for_run(settings: Settings, task: str, timeout_s: float = 60) -> dict[s
 def test_the_daemon_schedules_it_runs_it_at_start_in_order_and_status_lists_it(
     module_dir: Path, settings: Settings, aws: AwsClients, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    names = initial_runs(settings, aws, TASKS)
+    names = initial_runs(settings, aws)
     at = names.index("throwaway")
     assert names[at - 1 : at + 2] == ["verify-backup", "throwaway", "lifecycle-check"]
 
