@@ -51,11 +51,11 @@ class TaskContext:
     settings: Settings
     clients: AwsClients
     task: str
-    clock: Callable[[], datetime] = utcnow
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     stop: threading.Event = field(default_factory=threading.Event)
     interactive: bool = False
     confirm: Callable[[str], bool] = _ask_on_terminal
+    clock: Callable[[], datetime] = utcnow
 
     @cached_property
     def log(self) -> Any:
