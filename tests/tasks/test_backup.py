@@ -18,6 +18,7 @@ import tasks.snapshot as snapshot_module
 from opsd.results import Status, TaskError
 from opsd.settings import Settings
 from tasks import backup as backup_task
+from tasks.backup_store import BackupStore
 from tasks.checksums import FileDigests
 from tasks.s3_upload import FileSlice
 from tests.tasks.backup_helpers import (
@@ -209,7 +210,7 @@ def test_backup_losing_the_race_at_completion_is_skipped_and_aborted(
 ) -> None:
     first = run_task(make_ctx("backup"))
     # A concurrent delivery that looked before the first one finished: HEAD saw nothing.
-    monkeypatch.setattr(backup_task, "head_backup", lambda *_: None)
+    monkeypatch.setattr(BackupStore, "head", lambda *_: None)
     second = run_task(make_ctx("backup"))
     if second.details.get("key", first.details["key"]) != first.details["key"]:
         pytest.skip("the minute turned between the two runs")
@@ -389,7 +390,7 @@ def test_verification_after_upload_reports_every_difference() -> None:
             }
 
     with pytest.raises(TaskError) as caught:
-        backup_task.verify_uploaded(WrongObject(), "b", "backup-x.db", digests)
+        backup_task.verify_uploaded(BackupStore(WrongObject(), "b"), "backup-x.db", digests)
     message = str(caught.value)
     assert message.startswith("verify backup-x.db: size 4096 != 8192; sha256 metadata differs")
     assert (
