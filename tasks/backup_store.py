@@ -6,7 +6,6 @@ newest, head, check, put_once and download; every task and the daemon go through
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from opsd.results import TaskError
 from opsd.settings import Settings
 from tasks.backup_trust import CheckedBackup, judge_backup, listing_suspicion
 from tasks.checksums import FileDigests
-from tasks.download import ProgressLine, download_object
+from tasks.download import download_object
 from tasks.s3_upload import upload_once
 
 KEY_TIME_FORMAT = "%Y-%m-%d-%H-%M"
@@ -144,32 +143,13 @@ class BackupStore:
         return None, passed_over
 
     def put_once(
-        self,
-        key: str,
-        path: Path,
-        digests: FileDigests,
-        metadata: dict[str, str],
-        **options: Any,
+        self, key: str, path: Path, digests: FileDigests, metadata: dict[str, str], **options: Any
     ) -> None:
-        """Write `path` to `key` unless the key exists (s3_upload.ObjectExists)."""
+        """Write `path` to `key` unless the key exists (raises s3_upload.ObjectExists);
+        `options` as tasks.s3_upload.upload_once takes them."""
         upload_once(self.s3, self.bucket, key, path, digests, metadata, **options)
 
-    def download(
-        self,
-        key: str,
-        directory: Path,
-        *,
-        progress: ProgressLine | None = None,
-        check_stop: Callable[[], None] = lambda: None,
-        durable: bool = True,
-    ) -> Path:
-        """Stream the object into a new temporary file in `directory` (tasks.download)."""
-        return download_object(
-            self.s3,
-            self.bucket,
-            key,
-            directory,
-            progress=progress,
-            check_stop=check_stop,
-            durable=durable,
-        )
+    def download(self, key: str, directory: Path, **options: Any) -> Path:
+        """Stream the object into a new temporary file in `directory` and return its path
+        (tasks.download.download_object: progress, check_stop, durable)."""
+        return download_object(self.s3, self.bucket, key, directory, **options)

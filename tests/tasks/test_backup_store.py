@@ -179,4 +179,3 @@ def test_download_of_a_missing_key_is_one_line_and_leaves_no_file(
         store.download("backup-x.db", directory)
     assert "\n" not in str(caught.value)
     assert list(directory.iterdir()) == []
-
