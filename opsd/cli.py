@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from opsd.aws import AwsClients, describe_aws_error
+from opsd.clock import utcnow
 from opsd.daemon import Daemon, daemon_info, status_rows
 from opsd.local_aws import (
     EmbeddedAws,
@@ -28,7 +29,7 @@ from opsd.local_aws import (
     record_running_endpoint,
 )
 from opsd.logging import configure_logging
-from opsd.results import EXIT_USAGE
+from opsd.results import EXIT_USAGE, TaskError
 from opsd.schedule import OneLineParser, start_runs
 from opsd.settings import ConfigError, Settings, load_settings
 
@@ -239,16 +240,15 @@ def initial_runs(settings: Settings, clients: AwsClients) -> list[str]:
 
 
 def backup_exists(settings: Settings, clients: AwsClients) -> bool:
+    """Whether the store holds a backup we took (a planted or stray object is not one)."""
+    from tasks.backup_store import BackupStore
+
     try:
-        listing = clients("s3").list_objects_v2(
-            Bucket=settings.s3_bucket_backups,
-            Prefix=f"{settings.backup_prefix}backup-",
-            MaxKeys=1,
-        )
-    except Exception as exc:
-        log.warning("cannot list backups", error=describe_aws_error("list backups", exc))
+        newest, _ = BackupStore.for_settings(settings, clients("s3")).newest(utcnow())
+    except TaskError as exc:
+        log.warning("cannot list backups", error=str(exc))
         return False
-    return bool(listing.get("KeyCount"))
+    return newest is not None
 
 
 def print_banner(settings: Settings, embedded: EmbeddedAws | None, app_port: int | None) -> None:

@@ -15,9 +15,10 @@ from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from tasks.app_database import refuse_unless_sqlite
 from tasks.backup_content import check_snapshot, check_source_file
-from tasks.backup_objects import REASONS, BackupMetadata, backup_key, head_backup
+from tasks.backup_objects import REASONS, BackupMetadata
+from tasks.backup_store import BackupStore
 from tasks.checksums import CopyDigests, FileDigests
-from tasks.s3_upload import ObjectExists, upload_once
+from tasks.s3_upload import ObjectExists
 from tasks.scratch_files import remove_abandoned, remove_quietly
 from tasks.snapshot import (
     SNAPSHOT_PREFIX,
@@ -58,12 +59,11 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     settings = ctx.settings
     began = time.monotonic()
     taken_at = ctx.clock()
-    bucket = settings.s3_bucket_backups
-    key = backup_key(taken_at, settings.backup_prefix)
+    store = BackupStore.for_settings(settings, ctx.clients("s3"))
+    bucket, key = store.bucket, store.key(taken_at)
     where = {"bucket": bucket, "key": key}
-    s3 = ctx.clients("s3")
     _remove_abandoned_snapshots(ctx)
-    if not args.dry_run and head_backup(s3, bucket, key) is not None:
+    if not args.dry_run and store.head(key) is not None:
         return TaskResult(
             ctx.task, Status.SKIPPED, f"{key} already exists: backup of this minute done", where
         )
@@ -110,9 +110,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
             )
         ctx.check_stop()
         try:
-            upload_once(
-                s3,
-                bucket,
+            store.put_once(
                 key,
                 copy,
                 digests,
@@ -125,7 +123,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
             return TaskResult(
                 ctx.task, Status.SKIPPED, f"{key} already exists: backup of this minute done", where
             )
-        details[f"checksum_{digests.algorithm.lower()}"] = verify_uploaded(s3, bucket, key, digests)
+        details[f"checksum_{digests.algorithm.lower()}"] = verify_uploaded(store, key, digests)
     finally:
         if integrity is not None:
             integrity.cancel()
@@ -177,10 +175,10 @@ def _metadata(
     )
 
 
-def verify_uploaded(s3: Any, bucket: str, key: str, digests: FileDigests) -> str | None:
+def verify_uploaded(store: BackupStore, key: str, digests: FileDigests) -> str | None:
     """HEAD the new object: size, our sha256, S3's own checksum of the bytes it stored
     (against the one computed from the snapshot) and encryption."""
-    head = head_backup(s3, bucket, key)
+    head = store.head(key)
     if head is None:
         raise TaskError(f"verify {key}: object not found after upload")
     problems = []

@@ -6,14 +6,16 @@ by the restore drill's default, or by the backup-age metric.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsd.results import TaskError
 from tasks.backup_content import metadata_problem
-from tasks.backup_objects import BackupMetadata, BackupObject, head_backup
+from tasks.backup_objects import BackupMetadata
+
+if TYPE_CHECKING:
+    from tasks.backup_store import BackupObject
 
 # S3 refuses requests signed with a clock further off than this (RequestTimeTooSkewed), so
 # no host that could upload a backup names it further into the future.
@@ -49,13 +51,10 @@ def _recorded_time(text: str) -> datetime:
     return moment
 
 
-def check_backup(
-    s3: Any, bucket: str, backup: BackupObject, now: datetime, head: dict[str, Any] | None = None
-) -> CheckedBackup:
-    """The object's listing, HEAD and metadata against each other (one HEAD unless given)."""
+def judge_backup(backup: BackupObject, head: dict[str, Any] | None, now: datetime) -> CheckedBackup:
+    """The object's listing, HEAD response (None: no such object) and metadata against each
+    other."""
     early = listing_suspicion(backup, now)
-    if head is None:
-        head = head_backup(s3, bucket, backup.key)
     if head is None:
         return CheckedBackup(backup, None, None, early or "object gone since it was listed")
     if not head.get("Metadata"):
@@ -82,25 +81,6 @@ def _disagreement(backup: BackupObject, metadata: BackupMetadata, recorded: date
     if metadata.size != backup.size:
         return f"{backup.size} bytes, its metadata records {metadata.size}"
     return metadata_problem(metadata)
-
-
-def newest_trusted(
-    s3: Any, bucket: str, backups: Iterable[BackupObject], now: datetime
-) -> tuple[CheckedBackup | None, list[CheckedBackup]]:
-    """The newest backup we took among `backups` (newest first), and the suspect objects
-    passed over on the way. One HEAD per object looked at; usually one in all."""
-    passed_over: list[CheckedBackup] = []
-    for backup in backups:
-        early = listing_suspicion(backup, now)
-        checked = (
-            CheckedBackup(backup, None, None, early)
-            if early
-            else check_backup(s3, bucket, backup, now)
-        )
-        if checked.suspect is None:
-            return checked, passed_over
-        passed_over.append(checked)
-    return None, passed_over
 
 
 def describe_suspects(suspects: list[CheckedBackup], shown: int = 3) -> str:

@@ -97,9 +97,6 @@ def download_object(
         raise ScratchWriteError(
             f"download {key} into {directory}: {exc.strerror or exc} (nothing was replaced)"
         ) from None
-    except TaskError:
-        remove_quietly(temp)
-        raise
     except BaseException:
         remove_quietly(temp)
         raise

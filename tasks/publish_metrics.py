@@ -33,7 +33,7 @@ from tasks.analysis_minutes import (
     parse_minute,
 )
 from tasks.app_database import READ_ERRORS, ReadConnection, database_size_bytes, open_app_database
-from tasks.backup_age import newest_backup
+from tasks.backup_store import BackupStore
 from tasks.cloudwatch_readback import newest_published_minute, samples_in_minute
 from tasks.publish_cursor import (
     WATERMARK_KEY,
@@ -364,13 +364,12 @@ def _gauges(
         raise TaskError(f"read app database size: {exc}") from None
     gauges = [Datum("DatabaseSizeBytes", size, timestamp=stamp)]
     try:
-        newest = newest_backup(ctx.clients("s3"), settings, now)
-    except (ClientError, BotoCoreError) as exc:
-        problem = describe_aws_error(f"list backups in {settings.s3_bucket_backups}", exc)
-        return gauges, f"{problem}: BackupAgeSeconds not published", problem
-    if newest is None:
+        newest, _ = BackupStore.for_settings(settings, ctx.clients("s3")).newest(now)
+    except TaskError as exc:
+        return gauges, f"{exc}: BackupAgeSeconds not published", str(exc)
+    if newest is None or newest.recorded_at is None:
         # With missing data treated as breaching, the backup-age alarm fires: as it should.
         return gauges, "no backup found: BackupAgeSeconds not published", None
-    age = max(0.0, (stamp - newest[1]).total_seconds())
+    age = max(0.0, (stamp - newest.recorded_at).total_seconds())
     gauges.append(Datum("BackupAgeSeconds", age, timestamp=stamp))
-    return gauges, f"newest backup {newest[0]}, {age / 3600:.1f} h old", None
+    return gauges, f"newest backup {newest.key}, {age / 3600:.1f} h old", None

@@ -16,9 +16,10 @@ from opsd.results import Status, TaskError, TaskResult, UsageError
 from opsd.runner import TaskContext
 from tasks.app_database import refuse_unless_sqlite
 from tasks.backup_checks import check_download
-from tasks.backup_objects import BackupMetadata, BackupObject, head_backup, list_backups
-from tasks.backup_trust import CheckedBackup, check_backup, describe_suspects, newest_trusted
-from tasks.download import download_object, progress_on_terminal, sync_file
+from tasks.backup_objects import BackupMetadata
+from tasks.backup_store import BackupObject, BackupStore
+from tasks.backup_trust import CheckedBackup, describe_suspects
+from tasks.download import progress_on_terminal, sync_file
 from tasks.drill_records import latest_drills
 from tasks.journal_mode import ensure_rollback_journal
 from tasks.restore_selection import parse_timestamp, select_backup
@@ -140,10 +141,8 @@ def _make_plan(ctx: TaskContext, args: argparse.Namespace) -> RestorePlan:
             "(stop the app, or locally: no uploads) and add --yes, or use --stop-service"
         )
     at = parse_timestamp(args.at) if args.at else None
-    bucket = settings.s3_bucket_backups
-    s3 = ctx.clients("s3")
-    listed = list_backups(s3, bucket, settings.backup_prefix)
-    chosen, passed_over = _choose(s3, bucket, listed, at, args.key, ctx.clock())
+    store = BackupStore.for_settings(settings, ctx.clients("s3"))
+    chosen, passed_over = _choose(store, store.list(), at, args.key, ctx.clock())
     if chosen.metadata is None:
         raise TaskError(f"{chosen.key} cannot be verified, nothing restored: {chosen.suspect}")
     name = chosen.key.rsplit("/", 1)[-1]
@@ -164,7 +163,7 @@ def _make_plan(ctx: TaskContext, args: argparse.Namespace) -> RestorePlan:
             timeout_s=settings.ecs_wait_timeout_s,
         )
     return RestorePlan(
-        bucket,
+        store.bucket,
         chosen.backup,
         chosen.metadata,
         destination,
@@ -176,8 +175,7 @@ def _make_plan(ctx: TaskContext, args: argparse.Namespace) -> RestorePlan:
 
 
 def _choose(
-    s3: Any,
-    bucket: str,
+    store: BackupStore,
     listed: list[BackupObject],
     at: datetime | None,
     key: str | None,
@@ -187,9 +185,9 @@ def _choose(
     we took at or before `at`, passing over suspect objects."""
     first = select_backup(listed, at=at, key=key)
     if key is not None:
-        return check_backup(s3, bucket, first, now), []
+        return store.check(first, now), []
     candidates = listed[listed.index(first) :]
-    chosen, passed_over = newest_trusted(s3, bucket, candidates, now)
+    chosen, passed_over = store.newest(now, among=candidates)
     if chosen is None:
         when = f" at or before {at:%Y-%m-%d %H:%M} UTC" if at else ""
         raise TaskError(
@@ -209,9 +207,7 @@ def _restore(
     except OSError as exc:
         raise TaskError(f"{key} to {target}: {exc.strerror or exc}") from None
     progress = progress_on_terminal(f"restoring {key.rsplit('/', 1)[-1]}", plan.backup.size)
-    temp = download_object(
-        ctx.clients("s3"),
-        plan.bucket,
+    temp = BackupStore.for_settings(ctx.settings, ctx.clients("s3")).download(
         key,
         target.parent,
         progress=progress,
@@ -262,17 +258,16 @@ def _restore(
 
 
 def _list(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
-    settings = ctx.settings
-    bucket = settings.s3_bucket_backups
-    s3 = ctx.clients("s3")
-    backups = list_backups(s3, bucket, settings.backup_prefix)
+    store = BackupStore.for_settings(ctx.settings, ctx.clients("s3"))
+    bucket = store.bucket
+    backups = store.list()
     shown = backups if args.limit <= 0 else backups[: args.limit]
     drills = latest_drills(ctx.state)
     now = ctx.clock()
     rows = []
     for backup in shown:
-        head = head_backup(s3, bucket, backup.key)
-        checked = check_backup(s3, bucket, backup, now, head=head) if head else None
+        head = store.head(backup.key)
+        checked = store.check(backup, now, head=head) if head else None
         drill = drills.get(backup.key)
         rows.append(
             {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from opsd.results import TaskError, UsageError
-from tasks.backup_objects import BackupObject
+from tasks.backup_store import BackupObject
 
 SHOWN_NEAREST = 3
 
@@ -28,7 +28,7 @@ def _describe(backups: list[BackupObject]) -> str:
 def select_backup(
     backups: list[BackupObject], *, at: datetime | None = None, key: str | None = None
 ) -> BackupObject:
-    """`backups` newest first, as list_backups returns them."""
+    """`backups` newest first, as BackupStore.list returns them."""
     if not backups:
         raise TaskError("no backups to restore from")
     if key is not None:

@@ -14,16 +14,10 @@ from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from tasks.app_database import refuse_unless_sqlite
 from tasks.backup_checks import check_download
-from tasks.backup_objects import (
-    BackupMetadata,
-    BackupObject,
-    head_backup,
-    key_time,
-    list_backups,
-    normalise_prefix,
-)
-from tasks.backup_trust import CheckedBackup, check_backup, describe_suspects, newest_trusted
-from tasks.download import ScratchWriteError, download_object
+from tasks.backup_objects import BackupMetadata
+from tasks.backup_store import NAMED_LIKE, BackupObject, BackupStore, key_time
+from tasks.backup_trust import CheckedBackup, describe_suspects
+from tasks.download import ScratchWriteError
 from tasks.drill_records import latest_drills, record_drill
 from tasks.journal_mode import ensure_rollback_journal
 from tasks.scratch_files import remove_quietly
@@ -33,9 +27,6 @@ DESCRIPTION = (
     "sha256, integrity_check, schema version, per-table row counts, opened as the app does. "
     "Exit 3 when the backup fails its drill."
 )
-
-
-NAMED_LIKE = "backup-YYYY-MM-DD-HH-MM.db"
 
 
 class NothingToTrust(TaskError):
@@ -50,11 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     refuse_unless_sqlite(ctx.settings, "verify-backup")
-    settings = ctx.settings
-    bucket = settings.s3_bucket_backups
-    s3 = ctx.clients("s3")
+    store = BackupStore.for_settings(ctx.settings, ctx.clients("s3"))
+    bucket = store.bucket
     try:
-        chosen, passed_over = _choose(s3, bucket, settings.backup_prefix, args.key, ctx.clock())
+        chosen, passed_over = _choose(store, args.key, ctx.clock())
     except NothingToTrust:
         _publish_verdict(ctx, passed=False)
         raise
@@ -64,7 +54,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     problems = [chosen.suspect] if chosen.suspect else []
     if chosen.metadata is not None:
         try:
-            problems += _drill(ctx, bucket, key, chosen.metadata)
+            problems += _drill(ctx, store, key, chosen.metadata)
         except ScratchWriteError as exc:
             record_drill(ctx.state, key, ctx.run_id, None, f"not run: {exc}", ctx.clock())
             raise TaskError(f"drill not run: {exc}") from None
@@ -94,48 +84,44 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
 
 
 def _choose(
-    s3: Any, bucket: str, prefix: str, key: str | None, now: datetime
+    store: BackupStore, key: str | None, now: datetime
 ) -> tuple[CheckedBackup, list[CheckedBackup]]:
     """--key as named (a suspect one fails its drill); otherwise the backup `restore
     --latest` would restore, with the suspect objects newer than it."""
     if key is not None:
-        head = head_backup(s3, bucket, key)
+        head = store.head(key)
         if head is None:
-            raise TaskError(f"drill {key}: no such object in s3://{bucket}")
+            raise TaskError(f"drill {key}: no such object in s3://{store.bucket}")
         named = BackupObject(
             key,
             key_time(key) or now,
             int(head.get("ContentLength", 0)),
             last_modified=head.get("LastModified"),
         )
-        checked = check_backup(s3, bucket, named, now, head=head)
+        checked = store.check(named, now, head=head)
         if key_time(key) is None:
-            return replace(
-                checked, suspect="not named like a backup (backup-YYYY-MM-DD-HH-MM.db)"
-            ), []
+            return replace(checked, suspect=f"not named like a backup ({NAMED_LIKE})"), []
         return checked, []
-    backups = list_backups(s3, bucket, prefix)
+    backups = store.list()
     if not backups:
-        raise TaskError(f"drill: no backups in s3://{bucket}/{normalise_prefix(prefix)}")
-    chosen, passed_over = newest_trusted(s3, bucket, backups, now)
+        raise TaskError(f"drill: no backups in {store.location}")
+    chosen, passed_over = store.newest(now, among=backups)
     if chosen is None:
         raise NothingToTrust(
-            f"drill: no backup to trust in s3://{bucket}/{normalise_prefix(prefix)}; "
+            f"drill: no backup to trust in {store.location}; "
             f"suspect: {describe_suspects(passed_over)}"
         )
     return chosen, passed_over
 
 
-def _drill(ctx: TaskContext, bucket: str, key: str, metadata: BackupMetadata) -> list[str]:
+def _drill(ctx: TaskContext, store: BackupStore, key: str, metadata: BackupMetadata) -> list[str]:
     directory = ctx.settings.scratch_dir or Path(tempfile.gettempdir())
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ScratchWriteError(f"scratch directory {directory}: {exc.strerror or exc}") from None
     # A scratch copy read once and removed: it never needs to reach the disk.
-    path = download_object(
-        ctx.clients("s3"), bucket, key, directory, check_stop=ctx.check_stop, durable=False
-    )
+    path = store.download(key, directory, check_stop=ctx.check_stop, durable=False)
     try:
         problems = check_download(path, metadata, full=True)
         if not problems:

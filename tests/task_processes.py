@@ -22,7 +22,7 @@ from opsd.aws import AwsClients
 from opsd.results import Status
 from opsd.runner import TaskContext
 from opsd.settings import Settings, load_settings
-from tasks.backup_objects import list_backups
+from tasks.backup_store import BackupStore
 from tests.tasks.backup_helpers import run_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +113,7 @@ def drill_every_backup(settings: Settings) -> dict[str, str]:
     Raises AssertionError naming the first backup that does not pass."""
     clients = AwsClients(settings)
     outcomes: dict[str, str] = {}
-    for backup in list_backups(clients("s3"), settings.s3_bucket_backups, settings.backup_prefix):
+    for backup in BackupStore.for_settings(settings, clients("s3")).list():
         ctx = TaskContext(settings=settings, clients=clients, task="verify-backup")
         try:
             result = run_task(ctx, key=backup.key)

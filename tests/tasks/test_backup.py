@@ -20,6 +20,7 @@ from opsd.clock import utcnow
 from opsd.results import Status, TaskError
 from opsd.settings import Settings
 from tasks import backup as backup_task
+from tasks.backup_store import BackupStore
 from tasks.checksums import FileDigests
 from tasks.s3_upload import FileSlice
 from tests.tasks.backup_helpers import (
@@ -211,7 +212,7 @@ def test_backup_losing_the_race_at_completion_is_skipped_and_aborted(
     now = utcnow()
     first = run_task(make_ctx("backup", clock=lambda: now))
     # A concurrent delivery that looked before the first one finished: HEAD saw nothing.
-    monkeypatch.setattr(backup_task, "head_backup", lambda *_: None)
+    monkeypatch.setattr(BackupStore, "head", lambda *_: None)
     second = run_task(make_ctx("backup", clock=lambda: now))
     assert second.status is Status.SKIPPED, second.message
     assert bucket_keys(s3, settings.s3_bucket_backups) == [first.details["key"]]
@@ -389,7 +390,7 @@ def test_verification_after_upload_reports_every_difference() -> None:
             }
 
     with pytest.raises(TaskError) as caught:
-        backup_task.verify_uploaded(WrongObject(), "b", "backup-x.db", digests)
+        backup_task.verify_uploaded(BackupStore(WrongObject(), "b"), "backup-x.db", digests)
     message = str(caught.value)
     assert message.startswith("verify backup-x.db: size 4096 != 8192; sha256 metadata differs")
     assert (

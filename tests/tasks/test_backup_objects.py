@@ -2,23 +2,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from awscrt.checksums import crc64nvme
 
 from opsd.results import TaskError, UsageError
-from opsd.settings import Settings
-from tasks.backup_objects import (
-    BackupMetadata,
-    BackupObject,
-    backup_key,
-    key_time,
-    list_backups,
-    normalise_prefix,
-)
+from tasks.backup_objects import BackupMetadata
+from tasks.backup_store import BackupObject
 from tasks.checksums import file_digests, part_size_for
 from tasks.restore_selection import parse_timestamp, select_backup
 
@@ -35,15 +27,6 @@ METADATA = BackupMetadata(
     host="ip-10-0-0-1",
     taken_at="2026-11-24T06:00:00+00:00",
 )
-
-
-def test_key_names_the_utc_minute_under_the_prefix() -> None:
-    taken = datetime(2026, 11, 24, 7, 5, 59, tzinfo=timezone(timedelta(hours=1)))
-    assert backup_key(taken) == "backup-2026-11-24-06-05.db"
-    assert backup_key(taken, "db") == backup_key(taken, "/db/") == "db/backup-2026-11-24-06-05.db"
-    assert key_time("db/backup-2026-11-24-06-05.db") == datetime(2026, 11, 24, 6, 5, tzinfo=UTC)
-    assert key_time("backup-2026-11-24.db") is None
-    assert normalise_prefix("") == ""
 
 
 def test_metadata_round_trips_through_s3_user_metadata() -> None:
@@ -68,35 +51,6 @@ def test_metadata_missing_or_invalid_is_reported_by_field() -> None:
         BackupMetadata.from_s3("k", encoded)
     with pytest.raises(TaskError, match="invalid"):
         BackupMetadata.from_s3("k", {**METADATA.to_s3(), "page-count": "many"})
-
-
-def test_listing_is_newest_first_and_ignores_other_objects(
-    make_ctx: Any, settings: Settings
-) -> None:
-    s3 = make_ctx("restore").clients("s3")
-    bucket = settings.s3_bucket_backups
-    for key in (
-        "backup-2026-11-24-00-00.db",
-        "backup-2026-11-24-06-00.db",
-        "backup-2026-11-23-18-00.db",
-        "notes.txt",
-        "backup-latest.db",
-        "old/backup-2026-11-25-00-00.db",
-    ):
-        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
-    keys = [b.key for b in list_backups(s3, bucket)]
-    assert keys == [
-        "backup-2026-11-24-06-00.db",
-        "backup-2026-11-24-00-00.db",
-        "backup-2026-11-23-18-00.db",
-    ]
-    assert [b.key for b in list_backups(s3, bucket, "old")] == ["old/backup-2026-11-25-00-00.db"]
-
-
-def test_listing_a_missing_bucket_names_it(make_ctx: Any) -> None:
-    s3 = make_ctx("restore").clients("s3")
-    with pytest.raises(TaskError, match="list backups in s3://nope/: NoSuchBucket"):
-        list_backups(s3, "nope")
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,15 @@ from typing import Any
 from opsd.results import Status
 from opsd.settings import Settings
 from opsd.state import utcnow
-from tasks.backup_age import newest_backup
-from tasks.backup_objects import key_time
+from tasks.backup_store import BackupStore, key_time
 from tests.tasks.backup_helpers import plant_backup, run_task
+
+
+def newest_backup(s3: Any, settings: Settings, now: datetime) -> tuple[str, datetime | None] | None:
+    """What BackupAgeSeconds is measured from: (key, recorded time) of the newest backup."""
+    newest, _ = BackupStore.for_settings(settings, s3).newest(now)
+    return None if newest is None else (newest.key, newest.recorded_at)
+
 
 FUTURE = "backup-2099-01-01-00-00.db"
 

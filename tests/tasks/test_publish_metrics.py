@@ -22,7 +22,7 @@ from opsd.metrics import MAX_PAYLOAD_BYTES, Datum, MetricsPublisher, PayloadSize
 from opsd.results import Status, TaskError
 from opsd.runner import TaskContext, execute
 from opsd.settings import Settings
-from tasks.backup_objects import key_time
+from tasks.backup_store import key_time
 from tasks.publish_cursor import IN_FLIGHT_KEY
 from tasks.publish_metrics import WATERMARK_KEY, publish_metrics, take_lease
 from tasks.registry import TASKS

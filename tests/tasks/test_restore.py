@@ -13,7 +13,7 @@ import pytest
 
 from opsd.results import Status
 from opsd.settings import Settings
-from tasks.backup_objects import key_time
+from tasks.backup_store import key_time
 from tasks.download import ProgressLine
 from tests.tasks.backup_helpers import run_task
 
