@@ -20,7 +20,6 @@ from tasks.backup_checks import check_download
 from tasks.backup_objects import BackupMetadata, BackupObject, head_backup, list_backups
 from tasks.backup_trust import CheckedBackup, check_backup, describe_suspects, newest_trusted
 from tasks.download import download_object, progress_on_terminal, sync_file
-from tasks.drill_records import latest_drills
 from tasks.journal_mode import ensure_rollback_journal
 from tasks.restore_selection import parse_timestamp, select_backup
 from tasks.restore_swap import place_verified_file, pre_restore_path
@@ -265,7 +264,7 @@ def _list(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     s3 = ctx.clients("s3")
     backups = list_backups(s3, bucket, settings.backup_prefix)
     shown = backups if args.limit <= 0 else backups[: args.limit]
-    drills = latest_drills(ctx.state)
+    drills = ctx.state.latest_drills()
     now = utcnow()
     rows = []
     for backup in shown:

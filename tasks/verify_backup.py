@@ -24,7 +24,6 @@ from tasks.backup_objects import (
 )
 from tasks.backup_trust import CheckedBackup, check_backup, describe_suspects, newest_trusted
 from tasks.download import ScratchWriteError, download_object
-from tasks.drill_records import latest_drills, record_drill
 from tasks.journal_mode import ensure_rollback_journal
 from tasks.scratch_files import remove_quietly
 
@@ -60,14 +59,14 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         _publish_verdict(ctx, passed=False)
         raise
     key = chosen.key
-    previous = latest_drills(ctx.state).get(key)
+    previous = ctx.state.latest_drills().get(key)
     details: dict[str, Any] = {"bucket": bucket, "key": key, "bytes": chosen.backup.size}
     problems = [chosen.suspect] if chosen.suspect else []
     if chosen.metadata is not None:
         try:
             problems += _drill(ctx, bucket, key, chosen.metadata)
         except ScratchWriteError as exc:
-            record_drill(ctx.state, key, ctx.run_id, None, f"not run: {exc}")
+            ctx.state.record_drill(key, ctx.run_id, None, f"not run: {exc}", utcnow())
             raise TaskError(f"drill not run: {exc}") from None
         except TaskError as exc:
             _conclude(ctx, key, passed=False, message=str(exc))
@@ -148,7 +147,7 @@ def _drill(ctx: TaskContext, bucket: str, key: str, metadata: BackupMetadata) ->
 
 
 def _conclude(ctx: TaskContext, key: str, *, passed: bool, message: str) -> None:
-    record_drill(ctx.state, key, ctx.run_id, passed, message)
+    ctx.state.record_drill(key, ctx.run_id, passed, message, utcnow())
     _publish_verdict(ctx, passed=passed)
 
 
