@@ -150,18 +150,19 @@ class OpsState:
             raise
 
     def _ensure_schema(self) -> None:
-        existing = set(self.db.table_names())
-        for name, (columns, pk) in TABLES.items():
-            table = self.db.table(name)
-            if name not in existing:
-                not_null = set(columns) - _NULLABLE
-                table.create(columns, pk=pk, not_null=not_null, if_not_exists=True)
-            else:
-                for column in columns.keys() - table.columns_dict.keys():
-                    table.add_column(column, columns[column])
-        self.db["task_runs"].create_index(
-            ["task", "finished_at"], index_name="task_runs_by_task", if_not_exists=True
-        )
+        """Creates what is missing, in one transaction (one sync of a new file, and no race)."""
+        with self.transaction():
+            existing = set(self.db.table_names())
+            for name, (columns, pk) in TABLES.items():
+                table = self.db.table(name)
+                if name not in existing:
+                    table.create(columns, pk=pk, not_null=set(columns) - _NULLABLE)
+                else:
+                    for column in columns.keys() - table.columns_dict.keys():
+                        table.add_column(column, columns[column])
+            self.db.table("task_runs").create_index(
+                ["task", "finished_at"], index_name="task_runs_by_task", if_not_exists=True
+            )
 
     def close(self) -> None:
         self.db.close()
