@@ -67,6 +67,8 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
     "task_leases": (dict(task=str, run_id=str, expires_at=str, holder=str), "task"),
 }
 _NULLABLE = {"message_id", "answer", "holder"}
+_WANTED = {(name, None) for name in TABLES} | {("index", "task_runs_by_task")}
+_WANTED |= {(name, column) for name, (columns, _) in TABLES.items() for column in columns}
 
 # An alert claim never confirmed (the run died between claiming and publishing) is taken over.
 STALE_CLAIM = timedelta(minutes=15)
@@ -150,19 +152,33 @@ class OpsState:
             raise
 
     def _ensure_schema(self) -> None:
-        """Creates what is missing, in one transaction (one sync of a new file, and no race)."""
+        """Creates what is missing (a new file: everything) in one transaction; an up-to-date
+        file costs one query."""
+        if self._schema() >= _WANTED:
+            return
         with self.transaction():
-            existing = set(self.db.table_names())
+            have = self._schema()
             for name, (columns, pk) in TABLES.items():
                 table = self.db.table(name)
-                if name not in existing:
+                if (name, None) not in have:
                     table.create(columns, pk=pk, not_null=set(columns) - _NULLABLE)
-                else:
-                    for column in columns.keys() - table.columns_dict.keys():
-                        table.add_column(column, columns[column])
+                    continue
+                for column, kind in columns.items():
+                    if (name, column) not in have:
+                        table.add_column(column, kind)
             self.db.table("task_runs").create_index(
                 ["task", "finished_at"], index_name="task_runs_by_task", if_not_exists=True
             )
+
+    def _schema(self) -> set[tuple[str, str | None]]:
+        """(table, None) and (table, column) of every table; ("index", name) of every index."""
+        rows = self.db.execute(
+            "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p "
+            "WHERE m.type = 'table' UNION SELECT name, NULL FROM sqlite_master "
+            "WHERE type = 'table' UNION SELECT 'index', name FROM sqlite_master "
+            "WHERE type = 'index'"
+        )
+        return set(rows.fetchall())
 
     def close(self) -> None:
         self.db.close()
