@@ -1,20 +1,17 @@
 """Budget threshold alerts: one SNS message per threshold per budget period, never repeated.
 
-A run claims a threshold with an INSERT into a table with a UNIQUE key in the ops state
-database before it publishes, so two runs started at the same moment still send one message;
-a failed publish releases the claim. A claim that was never confirmed (the run died between
-claiming and publishing) is taken over after `STALE_CLAIM`.
+A run claims a threshold in the ops state before it publishes (`OpsState.claim_alert`: an
+INSERT under a UNIQUE key), so two runs started at the same moment still send one message; a
+failed publish releases the claim. A claim that was never confirmed (the run died between
+claiming and publishing) is taken over after `opsd.state.STALE_CLAIM`.
 """
 
 from __future__ import annotations
 
 import math
-import sqlite3
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any
-
-STALE_CLAIM = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -64,69 +61,6 @@ class Spend:
     @property
     def forecast_pct(self) -> float | None:
         return None if self.forecast is None else 100.0 * self.forecast / self.limit
-
-
-def ensure_alert_table(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        """
-        CREATE TABLE IF NOT EXISTS budget_alerts (
-            budget TEXT NOT NULL,
-            period TEXT NOT NULL,
-            threshold TEXT NOT NULL,
-            run_id TEXT NOT NULL,
-            claimed_at TEXT NOT NULL,
-            message_id TEXT,
-            UNIQUE (budget, period, threshold)
-        )
-        """
-    )
-
-
-def claim(
-    conn: sqlite3.Connection, budget: str, period: str, threshold: str, run_id: str, now: datetime
-) -> bool:
-    """True when this run may send the alert; False when another run has sent or is sending it."""
-    inserted = conn.execute(
-        "INSERT OR IGNORE INTO budget_alerts (budget, period, threshold, run_id, claimed_at) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (budget, period, threshold, run_id, now.isoformat()),
-    )
-    if inserted.rowcount == 1:
-        return True
-    taken_over = conn.execute(
-        "UPDATE budget_alerts SET run_id = ?, claimed_at = ? "
-        "WHERE budget = ? AND period = ? AND threshold = ? "
-        "AND message_id IS NULL AND claimed_at < ?",
-        (run_id, now.isoformat(), budget, period, threshold, (now - STALE_CLAIM).isoformat()),
-    )
-    return taken_over.rowcount == 1
-
-
-def confirm(
-    conn: sqlite3.Connection, budget: str, period: str, threshold: str, message_id: str
-) -> None:
-    conn.execute(
-        "UPDATE budget_alerts SET message_id = ? WHERE budget = ? AND period = ? AND threshold = ?",
-        (message_id, budget, period, threshold),
-    )
-
-
-def release(
-    conn: sqlite3.Connection, budget: str, period: str, threshold: str, run_id: str
-) -> None:
-    conn.execute(
-        "DELETE FROM budget_alerts WHERE budget = ? AND period = ? AND threshold = ? "
-        "AND run_id = ? AND message_id IS NULL",
-        (budget, period, threshold, run_id),
-    )
-
-
-def sent_alerts(conn: sqlite3.Connection, budget: str, period: str) -> dict[str, str | None]:
-    rows = conn.execute(
-        "SELECT threshold, message_id FROM budget_alerts WHERE budget = ? AND period = ?",
-        (budget, period),
-    )
-    return {row[0]: row[1] for row in rows}
 
 
 def days_left(today: date) -> int:

@@ -77,8 +77,7 @@ def poll_budget(ctx: TaskContext, now: datetime, as_json: bool = False) -> TaskR
     except MetricsError as exc:
         raise TaskError(str(exc)) from None
 
-    conn = ctx.state.conn
-    breakdown = daily_breakdown(ctx.clients("ce"), conn, ctx.run_id, now, ctx.log)
+    breakdown = daily_breakdown(ctx.clients("ce"), ctx.state, ctx.run_id, now, ctx.log)
     period = now.strftime("%Y-%m")
     crossed = [t for t in alerts.THRESHOLDS if t.crossed(spend.actual_pct, spend.forecast_pct)]
     outcomes = _send_alerts(ctx, crossed, spend, period, now, breakdown.services, breakdown.note)
@@ -125,15 +124,14 @@ def _send_alerts(
     services_note: str,
 ) -> dict[str, str]:
     """Outcome per crossed threshold: sent, already sent, not configured, or failed: why."""
-    conn = ctx.state.conn
-    alerts.ensure_alert_table(conn)
+    state = ctx.state
     topic = ctx.settings.alert_topic_arn
     outcomes: dict[str, str] = {}
     for threshold in crossed:
         if not topic:
             outcomes[threshold.key] = "not sent: ALERT_TOPIC_ARN is not set"
             continue
-        if not alerts.claim(conn, spend.budget, period, threshold.key, ctx.run_id, now):
+        if not state.claim_alert(spend.budget, period, threshold.key, ctx.run_id, now):
             outcomes[threshold.key] = "already sent this period"
             continue
         subject, body = alerts.compose(
@@ -142,10 +140,10 @@ def _send_alerts(
         try:
             message_id = alerts.publish_alert(ctx.clients("sns"), topic, subject, body)
         except (ClientError, BotoCoreError) as exc:
-            alerts.release(conn, spend.budget, period, threshold.key, ctx.run_id)
+            state.release_alert(spend.budget, period, threshold.key, ctx.run_id)
             outcomes[threshold.key] = "failed: " + describe_aws_error("publish to SNS", exc)
             continue
-        alerts.confirm(conn, spend.budget, period, threshold.key, message_id)
+        state.confirm_alert(spend.budget, period, threshold.key, message_id)
         ctx.log.info("budget alert sent", threshold=threshold.key, message_id=message_id)
         outcomes[threshold.key] = "sent"
     return outcomes

@@ -1,16 +1,14 @@
 """Month-to-date cost per service from Cost Explorer, at most one request a day.
 
-Each GetCostAndUsage request costs $0.01, so the day's first run claims the day with an INSERT
-into a table with a UNIQUE key (the same trick as the alerts) and stores the answer; the other
-runs of that day reuse it. Cost Explorer's end date is exclusive and it refuses an empty range:
-the window ends today (through yesterday, the last complete day); on the 1st of a month it is
-the whole previous month instead, and says so.
+Each GetCostAndUsage request costs $0.01, so the day's first run claims the day in the ops
+state (`OpsState.claim_cost_request`, the same trick as the alerts) and stores the answer; the
+other runs of that day reuse it. Cost Explorer's end date is exclusive and it refuses an empty
+range: the window ends today (through yesterday, the last complete day); on the 1st of a month
+it is the whole previous month instead, and says so.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from opsd.aws import describe_aws_error
+from opsd.state import OpsState
 
 
 @dataclass(frozen=True)
@@ -48,19 +47,6 @@ def cost_window(today: date) -> CostWindow:
     return CostWindow(month_start, today, f"month to date, {month_start} to {last}")
 
 
-def ensure_request_table(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        """
-        CREATE TABLE IF NOT EXISTS cost_explorer_requests (
-            day TEXT PRIMARY KEY,
-            run_id TEXT NOT NULL,
-            requested_at TEXT NOT NULL,
-            answer TEXT
-        )
-        """
-    )
-
-
 def query_services(ce: Any, window: CostWindow) -> list[tuple[str, float]]:
     """One GetCostAndUsage request (more only if Cost Explorer pages the answer)."""
     totals: dict[str, float] = {}
@@ -87,23 +73,13 @@ def query_services(ce: Any, window: CostWindow) -> list[tuple[str, float]]:
     )
 
 
-def daily_breakdown(
-    ce: Any, conn: sqlite3.Connection, run_id: str, now: datetime, log: Any
-) -> Breakdown:
+def daily_breakdown(ce: Any, state: OpsState, run_id: str, now: datetime, log: Any) -> Breakdown:
     """Today's breakdown: from the state when a run already asked today, else one request."""
-    ensure_request_table(conn)
     day = now.date().isoformat()
-    claimed = conn.execute(
-        "INSERT OR IGNORE INTO cost_explorer_requests (day, run_id, requested_at) VALUES (?, ?, ?)",
-        (day, run_id, now.isoformat()),
-    )
-    if claimed.rowcount == 0:
-        row = conn.execute(
-            "SELECT answer FROM cost_explorer_requests WHERE day = ?", (day,)
-        ).fetchone()
-        if row is None or row[0] is None:
+    if not state.claim_cost_request(day, run_id, now):
+        stored = state.cost_answer(day)
+        if stored is None:
             return Breakdown([], "another run is asking Cost Explorer right now", day, False)
-        stored = json.loads(row[0])
         services = [(str(name), float(amount)) for name, amount in stored["services"]]
         return Breakdown(services, stored["note"], day, False)
     window = cost_window(now.date())
@@ -114,9 +90,6 @@ def daily_breakdown(
         services = []
         note = describe_aws_error("get cost and usage", exc)
         log.warning("cost breakdown unavailable", error=note)
-    conn.execute(
-        "UPDATE cost_explorer_requests SET answer = ? WHERE day = ?",
-        (json.dumps({"services": services, "note": note}), day),
-    )
+    state.store_cost_answer(day, {"services": services, "note": note})
     log.info("cost explorer queried", start=str(window.start), end=str(window.end))
     return Breakdown(services, note, day, True)

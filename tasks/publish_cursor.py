@@ -10,12 +10,11 @@ sent, for the later check that CloudWatch still holds it.
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from opsd.state import OpsState
 from tasks.analysis_minutes import parse_minute
 
 WATERMARK_KEY = "publish-metrics.watermark"
@@ -96,46 +95,28 @@ def parse_in_flight(value: Any) -> InFlight | None:
         return None
 
 
-def _put(conn: sqlite3.Connection, key: str, value: Any, now: datetime) -> None:
-    conn.execute(
-        "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        (key, json.dumps(value), now.isoformat()),
-    )
-
-
-def _get(conn: sqlite3.Connection, key: str) -> Any:
-    row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-    if row is None:
-        return None
-    try:
-        return json.loads(row[0])
-    except json.JSONDecodeError:
-        return row[0]
-
-
 class PublishState:
     """The publish-metrics entries of the ops state, each change one transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def __init__(self, state: OpsState) -> None:
+        self.state = state
 
     def raw_cursor(self) -> Any:
-        return _get(self.conn, WATERMARK_KEY)
+        return self.state.get(WATERMARK_KEY)
 
     def in_flight(self) -> tuple[InFlight | None, bool]:
         """(the record, whether one was there at all: a record that does not parse is dropped)"""
-        raw = _get(self.conn, IN_FLIGHT_KEY)
+        raw = self.state.get(IN_FLIGHT_KEY)
         return (None, False) if raw is None else (parse_in_flight(raw), True)
 
     def sent(self) -> list[tuple[str, str]]:
-        raw = _get(self.conn, SENT_KEY)
+        raw = self.state.get(SENT_KEY)
         if not isinstance(raw, list):
             return []
         return [(str(m), str(at)) for m, at in raw if isinstance(m, str) and isinstance(at, str)]
 
     def mark_in_flight(self, record: InFlight, now: datetime) -> None:
-        _put(self.conn, IN_FLIGHT_KEY, record.to_json(), now)
+        self.state.set(IN_FLIGHT_KEY, record.to_json(), now)
 
     def move(
         self,
@@ -145,19 +126,13 @@ class PublishState:
         clear_sent: bool = False,
     ) -> None:
         """Cursor to `cursor`, the in-flight record gone, `sent_minute` noted: one transaction."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            _put(self.conn, WATERMARK_KEY, cursor.to_json(), now)
-            self.conn.execute("DELETE FROM kv WHERE key = ?", (IN_FLIGHT_KEY,))
+        with self.state.transaction():
+            self.state.set(WATERMARK_KEY, cursor.to_json(), now)
+            self.state.delete(IN_FLIGHT_KEY)
             sent = [] if clear_sent else self.sent()
             if sent_minute is not None:
                 sent = [*sent, (sent_minute, now.isoformat())][-MAX_SENT_ENTRIES:]
-            _put(self.conn, SENT_KEY, sent, now)
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
+            self.state.set(SENT_KEY, sent, now)
 
     def forget_sent_through(self, sent_at: str, now: datetime) -> None:
-        _put(self.conn, SENT_KEY, [(m, at) for m, at in self.sent() if at > sent_at], now)
+        self.state.set(SENT_KEY, [(m, at) for m, at in self.sent() if at > sent_at], now)

@@ -24,6 +24,7 @@ from opsd.database import DatabaseError
 from opsd.metrics import Datum, MetricsError, split_datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
+from opsd.state import Lease, LeaseHolder
 from tasks.analysis_minutes import (
     MinuteTotals,
     first_minute_with_analyses,
@@ -43,9 +44,8 @@ from tasks.publish_cursor import (
     PublishState,
     parse_cursor,
 )
-from tasks.publish_lease import Heartbeat, record_dead_run, release_lease, take_lease
 
-__all__ = ["WATERMARK_KEY", "publish_metrics", "release_lease", "take_lease"]
+__all__ = ["WATERMARK_KEY", "publish_metrics"]
 
 DESCRIPTION = (
     "Publish AnalysisCount, AnomalyCount and ProcessingTime per minute since the last run, "
@@ -78,35 +78,42 @@ def publish_metrics(ctx: TaskContext, now: datetime, as_json: bool = False) -> T
     notes: list[str] = []
     if state.set_aside is not None:
         notes.append(f"the ops state was not a database: moved aside to {state.set_aside.name}")
-    lease = take_lease(state.conn, ctx.task, ctx.run_id, now)
-    if not lease.taken:
+    with state.lease(ctx.task, ctx.run_id, now) as lease:
         holder = lease.holder
-        assert holder is not None
-        return TaskResult(
-            ctx.task,
-            Status.SKIPPED,
-            f"{holder.describe()} is publishing (its lease runs to {holder.expires_at}): "
-            "nothing to do",
-        )
-    try:
-        if lease.holder is not None:
-            notes.append(record_dead_run(ctx, lease.holder, now))
-        with Heartbeat(state.path, ctx.task, ctx.run_id, now) as heartbeat:
-            return _Run(ctx, now, heartbeat, notes).publish(as_json)
-    finally:
-        release_lease(state.conn, ctx.task, ctx.run_id)
+        if not lease.taken:
+            assert holder is not None
+            return TaskResult(
+                ctx.task,
+                Status.SKIPPED,
+                f"{holder.describe()} is publishing (its lease runs to {holder.expires_at}): "
+                "nothing to do",
+            )
+        if holder is not None:
+            notes.append(_dead_run(ctx, holder, lease.recorded_dead_run))
+        return _Run(ctx, now, lease, notes).publish(as_json)
+
+
+def _dead_run(ctx: TaskContext, holder: LeaseHolder, recorded: bool) -> str:
+    """A run left its lease behind: it died. The state has given it the failed run record it
+    lacked (`recorded`); it gets the TaskFailed it never published."""
+    if recorded:
+        dead = [Datum("TaskSucceeded", 0, task=ctx.task), Datum("TaskFailed", 1, task=ctx.task)]
+        try:
+            ctx.metrics.publish(dead)
+        except MetricsError as exc:
+            ctx.log.warning("dead run's TaskFailed not published", error=str(exc))
+    ctx.log.warning("previous run died", dead_run_id=holder.run_id, lease=holder.expires_at)
+    return f"{holder.describe()} died without finishing: recorded as failed"
 
 
 class _Run:
-    def __init__(
-        self, ctx: TaskContext, now: datetime, heartbeat: Heartbeat, notes: list[str]
-    ) -> None:
+    def __init__(self, ctx: TaskContext, now: datetime, lease: Lease, notes: list[str]) -> None:
         self.ctx = ctx
         self.now = now
         self.began = time.monotonic()
-        self.heartbeat = heartbeat
+        self.lease = lease
         self.notes = notes
-        self.state = PublishState(ctx.state.conn)
+        self.state = PublishState(ctx.state)
         self.end = last_closed_minute_end(now)
         self.floor = minute_text(now - LOOKBACK)
         self.grace = timedelta(0) if ctx.settings.is_local else VISIBILITY_GRACE
@@ -278,8 +285,8 @@ class _Run:
         yield from gauges
 
     def _before_call(self, parts: list[Datum]) -> None:
-        if self.heartbeat.lost:
-            raise TaskError(f"stopped before a PutMetricData call: {self.heartbeat.lost}")
+        if self.lease.lost:
+            raise TaskError(f"stopped before a PutMetricData call: {self.lease.lost}")
         positions = [p.ref for p in parts if isinstance(p.ref, Position)]
         if positions:
             record = InFlight(

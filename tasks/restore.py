@@ -20,7 +20,6 @@ from tasks.backup_objects import BackupMetadata
 from tasks.backup_store import BackupObject, BackupStore
 from tasks.backup_trust import CheckedBackup, describe_suspects
 from tasks.download import progress_on_terminal, sync_file
-from tasks.drill_records import latest_drills
 from tasks.journal_mode import ensure_rollback_journal
 from tasks.restore_selection import parse_timestamp, select_backup
 from tasks.restore_swap import place_verified_file, pre_restore_path
@@ -262,7 +261,7 @@ def _list(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     bucket = store.bucket
     backups = store.list()
     shown = backups if args.limit <= 0 else backups[: args.limit]
-    drills = latest_drills(ctx.state)
+    drills = ctx.state.latest_drills()
     now = ctx.clock()
     rows = []
     for backup in shown:

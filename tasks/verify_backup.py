@@ -18,7 +18,6 @@ from tasks.backup_objects import BackupMetadata
 from tasks.backup_store import NAMED_LIKE, BackupObject, BackupStore, key_time
 from tasks.backup_trust import CheckedBackup, describe_suspects
 from tasks.download import ScratchWriteError
-from tasks.drill_records import latest_drills, record_drill
 from tasks.journal_mode import ensure_rollback_journal
 from tasks.scratch_files import remove_quietly
 
@@ -49,14 +48,14 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         _publish_verdict(ctx, passed=False)
         raise
     key = chosen.key
-    previous = latest_drills(ctx.state).get(key)
+    previous = ctx.state.latest_drills().get(key)
     details: dict[str, Any] = {"bucket": bucket, "key": key, "bytes": chosen.backup.size}
     problems = [chosen.suspect] if chosen.suspect else []
     if chosen.metadata is not None:
         try:
             problems += _drill(ctx, store, key, chosen.metadata)
         except ScratchWriteError as exc:
-            record_drill(ctx.state, key, ctx.run_id, None, f"not run: {exc}", ctx.clock())
+            ctx.state.record_drill(key, ctx.run_id, None, f"not run: {exc}", ctx.clock())
             raise TaskError(f"drill not run: {exc}") from None
         except TaskError as exc:
             _conclude(ctx, key, passed=False, message=str(exc))
@@ -132,7 +131,7 @@ def _drill(ctx: TaskContext, store: BackupStore, key: str, metadata: BackupMetad
 
 
 def _conclude(ctx: TaskContext, key: str, *, passed: bool, message: str) -> None:
-    record_drill(ctx.state, key, ctx.run_id, passed, message, ctx.clock())
+    ctx.state.record_drill(key, ctx.run_id, passed, message, ctx.clock())
     _publish_verdict(ctx, passed=passed)
 
 

@@ -24,7 +24,7 @@ from opsd.runner import TaskContext, execute
 from opsd.settings import Settings
 from tasks.backup_store import key_time
 from tasks.publish_cursor import IN_FLIGHT_KEY
-from tasks.publish_metrics import WATERMARK_KEY, publish_metrics, take_lease
+from tasks.publish_metrics import WATERMARK_KEY, publish_metrics
 from tasks.registry import TASKS
 from tests.conftest import create_app_database
 from tests.tasks.backup_helpers import plant_backup
@@ -161,7 +161,7 @@ def test_a_run_that_finds_another_running_publishes_nothing(
 ) -> None:
     add_analyses(app_database, [(NOW - timedelta(minutes=3), 0, 50.0)])
     other = make_ctx("publish-metrics")
-    assert take_lease(other.state.conn, "publish-metrics", "other-run", NOW).taken
+    assert other.state.take_lease("publish-metrics", "other-run", NOW).taken
 
     result = publish()
 
@@ -271,7 +271,7 @@ def test_a_first_run_starts_at_the_first_analysis_not_two_weeks_back(
     empty = publish()
     add_analyses(app_database, [(NOW - timedelta(hours=3), 0, 5.0)])
     make_state = TaskContext(settings=settings, clients=aws, task="publish-metrics")
-    make_state.state.conn.execute("DELETE FROM kv")
+    make_state.state.db.execute("DELETE FROM kv")
     make_state.close()
 
     first = publish(as_json=True)
@@ -382,16 +382,13 @@ def test_a_lease_left_by_a_dead_process_is_taken_over_and_the_run_recorded_faile
     gone.wait()
     state = make_ctx("publish-metrics").state
     holder = {"host": socket.gethostname(), "pid": gone.pid, "started_at": NOW.isoformat()}
-    assert take_lease(state.conn, "publish-metrics", "dead-run", NOW, holder).taken
+    assert state.take_lease("publish-metrics", "dead-run", NOW, holder).taken
 
     result = publish(NOW + timedelta(seconds=20))
 
     assert result.status is Status.OK and result.details["analyses"] == 1
     assert f"run dead-run (pid {gone.pid}" in result.message and "died without" in result.message
-    (status,) = state.conn.execute(
-        "SELECT status FROM task_runs WHERE run_id = 'dead-run'"
-    ).fetchone()
-    assert status == "failed"
+    assert state.db["task_runs"].get("dead-run")["status"] == "failed"
     failed = aws("cloudwatch").get_metric_statistics(
         Namespace=settings.metrics_namespace,
         MetricName="TaskFailed",
@@ -413,7 +410,7 @@ def test_a_lease_held_elsewhere_blocks_only_until_its_heartbeat_lapses(
     add_analyses(app_database, [(NOW - timedelta(minutes=3), 0, 50.0)])
     state = make_ctx("publish-metrics").state
     holder = {"host": "another-task", "pid": 1, "started_at": NOW.isoformat()}
-    assert take_lease(state.conn, "publish-metrics", "elsewhere", NOW, holder).taken
+    assert state.take_lease("publish-metrics", "elsewhere", NOW, holder).taken
 
     held = publish(NOW + timedelta(minutes=1))
     lapsed = publish(NOW + timedelta(minutes=2, seconds=1))

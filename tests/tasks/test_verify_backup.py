@@ -9,7 +9,6 @@ import pytest
 
 from opsd.results import Status
 from opsd.settings import Settings
-from tasks.drill_records import latest_drills
 from tests.tasks.backup_helpers import corrupt_middle_page, run_task, scratch_files
 
 
@@ -50,7 +49,7 @@ def test_drill_of_a_good_backup_passes_and_is_recorded(
     assert result.status is Status.OK, result.message
     assert result.details["key"] == backed_up
     assert "restores exactly" in result.message and "401 rows in 3 tables" in result.message
-    drill = latest_drills(ctx.state)[backed_up]
+    drill = ctx.state.latest_drills()[backed_up]
     assert drill.passed and drill.run_id == ctx.run_id
     assert _metric_sum(ctx, "RestoreDrillSucceeded") == 1
     assert _metric_sum(ctx, "RestoreDrillFailed") == 0
@@ -77,7 +76,7 @@ def test_bytes_that_do_not_match_their_sha256_fail_the_drill(
     result = run_task(ctx)
     assert result.status is Status.VIOLATION and result.exit_code == 3
     assert "sha256" in result.message and "\n" not in result.message
-    assert not latest_drills(ctx.state)[backed_up].passed
+    assert not ctx.state.latest_drills()[backed_up].passed
     assert _metric_sum(ctx, "RestoreDrillFailed") == 1
     assert scratch_files(settings.scratch_dir) == []
 
