@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import hashlib
 import json
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import tasks.snapshot as snapshot_module
 from opsd.results import Status, TaskError
 from opsd.settings import Settings
 from tasks import backup as backup_task
+from tasks import s3_upload
 from tasks.checksums import FileDigests
 from tasks.s3_upload import FileSlice
 from tests.tasks.backup_helpers import (
@@ -123,16 +126,18 @@ def test_every_part_and_the_object_carry_the_crc64nvme_of_the_snapshots_bytes(
 def _corrupt_part_two_on_its_way(monkeypatch: pytest.MonkeyPatch) -> None:
     """Flip a byte of the second 5 MiB part between the disk and the socket, after the
     snapshot was hashed: what a bad NIC, page or proxy would do."""
-    real_read = FileSlice.read
+    real_body = s3_upload.part_body
 
-    def read(self: FileSlice, size: int = -1) -> bytes:
-        start = self.tell()
-        data = real_read(self, size)
-        if self._offset == 5 << 20 and start == 0 and data:
-            data = bytes([data[0] ^ 0xFF]) + data[1:]
-        return data
+    @contextlib.contextmanager
+    def part_body(path: Path, offset: int, length: int) -> Iterator[bytes | FileSlice]:
+        with real_body(path, offset, length) as body:
+            if offset != 5 << 20:
+                yield body
+                return
+            data = body if isinstance(body, bytes) else body.read()
+            yield bytes([data[0] ^ 0xFF]) + data[1:]
 
-    monkeypatch.setattr(FileSlice, "read", read)
+    monkeypatch.setattr(s3_upload, "part_body", part_body)
 
 
 def test_a_part_corrupted_in_transit_is_refused_by_its_checksum_and_nothing_is_stored(
@@ -149,8 +154,10 @@ def test_a_part_corrupted_in_transit_is_refused_by_its_checksum_and_nothing_is_s
     refused: list[int] = []
 
     def verify_like_s3(request: Any, **_: Any) -> Any:
-        body = request.body.read()
-        request.body.seek(0)
+        body = request.body
+        if not isinstance(body, bytes):
+            body = body.read()
+            request.body.seek(0)
         claimed = request.headers["x-amz-checksum-crc64nvme"]
         if (claimed.decode() if isinstance(claimed, bytes) else claimed) != _crc64nvme(body):
             refused.append(len(body))
