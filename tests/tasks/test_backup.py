@@ -430,3 +430,67 @@ def test_a_fault_quick_check_lets_through_is_caught_by_the_drill_of_that_backup(
     assert drill.status is Status.VIOLATION and drill.exit_code == 3
     assert drill.details["key"] == backup.details["key"]
     assert "integrity check failed: row 1 missing from index analyses_by_score" in drill.message
+
+
+def _opens(monkeypatch: pytest.MonkeyPatch, refuse_direct: bool = False) -> list[int]:
+    """The flags of every os.open; with `refuse_direct`, O_DIRECT fails as on tmpfs."""
+    flags_seen: list[int] = []
+    real_open = os.open
+
+    def record(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        flags_seen.append(flags)
+        if refuse_direct and flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", record)
+    return flags_seen
+
+
+def test_a_part_is_read_whole_past_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot larger than the task's memory is no longer cached when it goes up: its
+    parts are read with O_DIRECT (issue 15), not back through the cache."""
+    path = tmp_path / "snapshot.db"
+    data = os.urandom(3 << 20)
+    path.write_bytes(data)
+    flags_seen = _opens(monkeypatch)
+    with s3_upload.part_body(path, 1 << 20, 2 << 20) as body:
+        assert body == data[1 << 20 :]
+    if s3_upload.uncached_fd(path) is None:
+        pytest.skip(f"{tmp_path} does not support O_DIRECT")
+    assert flags_seen[0] == os.O_RDONLY | os.O_DIRECT
+
+
+def test_a_last_part_of_any_length_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.db"
+    data = os.urandom((2 << 20) + 1234)
+    path.write_bytes(data)
+    with s3_upload.part_body(path, 2 << 20, 1234) as body:
+        assert body == data[2 << 20 :]
+
+
+def test_a_part_too_large_for_memory_or_o_direct_is_streamed_through_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "snapshot.db"
+    data = os.urandom(2 << 20)
+    path.write_bytes(data)
+    monkeypatch.setattr(s3_upload, "IN_MEMORY_PART_BYTES", 1 << 20)
+    with s3_upload.part_body(path, 0, 2 << 20) as body:
+        assert isinstance(body, FileSlice) and body.read() == data
+    monkeypatch.undo()
+    _opens(monkeypatch, refuse_direct=True)
+    with s3_upload.part_body(path, 0, 2 << 20) as body:
+        assert isinstance(body, FileSlice) and body.read() == data
+
+
+def test_a_snapshot_shorter_than_its_part_fails_the_upload(tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.db"
+    path.write_bytes(os.urandom(1 << 20))
+    with (
+        pytest.raises(OSError, match="ended inside the part"),
+        s3_upload.part_body(path, 0, 2 << 20),
+    ):
+        pass
