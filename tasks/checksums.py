@@ -253,7 +253,8 @@ class CopyDigests:
     while the copy runs, so that the copy, which holds the database's read lock, keeps its
     core and the app's writers wait no longer; what is left once the copy is whole is
     hashed by `result()` at its caller's priority (a niced thread cannot be raised again,
-    and on a busy host it would crawl)."""
+    and on a busy host it would crawl), read past the page cache (`uncached_fd`): a copy
+    larger than the task's memory has left it by then."""
 
     def __init__(self, wanted_part_size: int) -> None:
         self._wanted_part_size = wanted_part_size

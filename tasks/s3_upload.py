@@ -1,4 +1,5 @@
-"""The write-once upload of a backup: a low-level multipart upload, streamed from disk.
+"""The write-once upload of a backup: a low-level multipart upload, a part at a time from
+disk, each read whole past the page cache where it can be (part_body).
 
 boto3's managed transfer refuses IfNoneMatch, so parts go up one by one, each with the
 checksum computed from the snapshot when it was taken (tasks.checksums), which S3 verifies
