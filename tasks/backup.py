@@ -82,7 +82,9 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         checked = integrity = BackgroundIntegrityCheck(copy, settings.sqlite_busy_timeout_ms)
         digests = hashing.result(copy)
         ctx.log.info("snapshot taken", bytes=digests.size, sha256=digests.sha256, **where)
-        facts = read_database_facts(copy, settings.sqlite_busy_timeout_ms, check_integrity=False)
+        facts = read_database_facts(
+            copy, settings.sqlite_busy_timeout_ms, check_integrity=False, mapped=True
+        )
         if facts.integrity_errors:
             _refuse(settings.database_path, facts.integrity_errors)
         check_snapshot(settings.database_path, facts, allow_empty=args.allow_empty)

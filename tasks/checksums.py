@@ -10,16 +10,21 @@ both; a CRC costs a fraction of a SHA-256.
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import hashlib
+import mmap
 import os
 import sys
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 READ_CHUNK = 4 << 20
+# O_DIRECT wants the buffer, the offset and the length aligned to the device's blocks.
+_DIRECT_ALIGNMENT = 4096
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,10 @@ class DigestPass:
     def __init__(
         self, fd: int, size: int, part_size: int, checksum: PartChecksum | None = None
     ) -> None:
+        # The descriptor the next step reads, and whether it bypasses the page cache
+        # (O_DIRECT, whose reads need an aligned buffer: see `read_uncached`).
         self.fd = fd
+        self.uncached = False
         self._size = size
         self._part_size = part_size
         self._checksum = checksum or part_checksum()
@@ -133,7 +141,10 @@ class DigestPass:
         if self._offset < part_end:
             wanted = min(len(self._buffer), part_end - self._offset)
             written(self._offset + wanted)
-            count = os.preadv(self.fd, [self._buffer[:wanted]], self._offset)
+            if self.uncached:
+                count = _pread_direct(self.fd, self._buffer, wanted, self._offset)
+            else:
+                count = os.preadv(self.fd, [self._buffer[:wanted]], self._offset)
             if not count:
                 raise OSError(f"file ended at byte {self._offset} of {self._size} while hashed")
             chunk = self._buffer[:count]
@@ -142,6 +153,27 @@ class DigestPass:
             self._offset += count
         if self._offset >= part_end:
             self._end_part(part_end - part_start)
+
+    @contextlib.contextmanager
+    def reading(self, path: Path) -> Iterator[None]:
+        """The steps in this block read `path` (the file hashed), past the page cache where
+        the file system and the part size allow it (see `uncached_fd`)."""
+        fd = uncached_fd(path) if self._part_size % _DIRECT_ALIGNMENT == 0 else None
+        if fd is None:
+            with path.open("rb", buffering=0) as handle:
+                self.fd = handle.fileno()
+                yield
+            return
+        buffer = aligned_buffer(len(self._buffer))
+        saved, view = self._buffer, memoryview(buffer)
+        self.fd, self.uncached, self._buffer = fd, True, view
+        try:
+            yield
+        finally:
+            self.uncached, self._buffer = False, saved
+            view.release()
+            buffer.close()
+            os.close(fd)
 
     def _end_part(self, length: int) -> None:
         crc, self._crc = self._crc, 0
@@ -163,6 +195,33 @@ class DigestPass:
             tuple(self._crcs),
             self._object_crc,
         )
+
+
+def uncached_fd(path: Path) -> int | None:
+    """A descriptor reading `path` past the page cache (O_DIRECT), or None where the file
+    system refuses it (tmpfs). A copy larger than the memory at hand (the task's cgroup)
+    is no longer cached when it is read again: read through the cache, every page would
+    first evict another, which costs several times the CPU of the read itself."""
+    if not hasattr(os, "O_DIRECT"):
+        return None
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECT)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            return None
+        raise
+
+
+def aligned_buffer(size: int) -> mmap.mmap:
+    """A page-aligned buffer of at least `size` bytes, as O_DIRECT reads need."""
+    return mmap.mmap(-1, max(-(-size // _DIRECT_ALIGNMENT) * _DIRECT_ALIGNMENT, 1))
+
+
+def _pread_direct(fd: int, buffer: memoryview, wanted: int, offset: int) -> int:
+    """Read `wanted` bytes at `offset` through O_DIRECT: the length read is rounded up to
+    the alignment (a file's last block reads short), the bytes past `wanted` ignored."""
+    length = min(-(-wanted // _DIRECT_ALIGNMENT) * _DIRECT_ALIGNMENT, len(buffer))
+    return min(os.preadv(fd, [buffer[:length]], offset), wanted)
 
 
 def file_digests(
@@ -194,7 +253,8 @@ class CopyDigests:
     while the copy runs, so that the copy, which holds the database's read lock, keeps its
     core and the app's writers wait no longer; what is left once the copy is whole is
     hashed by `result()` at its caller's priority (a niced thread cannot be raised again,
-    and on a busy host it would crawl)."""
+    and on a busy host it would crawl), read past the page cache (`uncached_fd`): a copy
+    larger than the task's memory has left it by then."""
 
     def __init__(self, wanted_part_size: int) -> None:
         self._wanted_part_size = wanted_part_size
@@ -235,8 +295,7 @@ class CopyDigests:
         if self._error is not None:
             raise OSError(f"hashing {path} failed: {self._error}") from self._error
         if not self._pass.done:
-            with path.open("rb", buffering=0) as handle:
-                self._pass.fd = handle.fileno()
+            with self._pass.reading(path):
                 try:
                     while not self._pass.done:
                         self._pass.step()

@@ -1,4 +1,5 @@
-"""The write-once upload of a backup: a low-level multipart upload, streamed from disk.
+"""The write-once upload of a backup: a low-level multipart upload, a part at a time from
+disk, each read whole past the page cache where it can be (part_body).
 
 boto3's managed transfer refuses IfNoneMatch, so parts go up one by one, each with the
 checksum computed from the snapshot when it was taken (tasks.checksums), which S3 verifies
@@ -10,9 +11,12 @@ upload is aborted: no object, no stray parts.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
+import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -21,10 +25,12 @@ import structlog
 
 from opsd.aws import describe_aws_error, error_code
 from opsd.results import TaskError
-from tasks.checksums import FileDigests
+from tasks.checksums import FileDigests, aligned_buffer, uncached_fd
 
 PRECONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict")
 CONTENT_TYPE = "application/vnd.sqlite3"
+# Parts up to this size are read whole into memory, past the page cache (part_body).
+IN_MEMORY_PART_BYTES = 64 << 20
 
 
 class ObjectExists(Exception):
@@ -75,6 +81,42 @@ class FileSlice(io.RawIOBase):
     def close(self) -> None:
         self._handle.close()
         super().close()
+
+
+@contextlib.contextmanager
+def part_body(path: Path, offset: int, length: int) -> Iterator[bytes | FileSlice]:
+    """One part's body: its bytes read with O_DIRECT, past the page cache, where the part
+    is small enough to hold in memory and the file system allows it; else a FileSlice
+    streamed through the cache. A snapshot larger than the task's memory is no longer in
+    the page cache when it goes up, and reading it back through the cache would make each
+    page evict another first (tasks.checksums.uncached_fd)."""
+    fd = uncached_fd(path) if length <= IN_MEMORY_PART_BYTES else None
+    if fd is None:
+        with FileSlice(path, offset, length) as body:
+            yield body
+        return
+    try:
+        buffer = aligned_buffer(length)
+        with buffer:
+            view = memoryview(buffer)
+            read = 0
+            while read < length and (count := os.preadv(fd, [view[read:]], offset + read)):
+                read += count
+            data = bytes(view[: min(read, length)])
+            view.release()
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        data = None  # an unaligned part or device: read through the cache instead
+    finally:
+        os.close(fd)
+    if data is None:
+        with FileSlice(path, offset, length) as body:
+            yield body
+        return
+    if len(data) != length:
+        raise OSError(errno.EIO, f"{path} ended inside the part at {offset} (+{length} bytes)")
+    yield data
 
 
 def upload_once(
@@ -152,7 +194,7 @@ def _upload_parts(
         offset = index * digests.part_size
         length = min(digests.part_size, digests.size - offset)
         checksum = {f"Checksum{digests.algorithm}": digests.part_checksum(index)}
-        with FileSlice(path, offset, length) as body:
+        with part_body(path, offset, length) as body:
             try:
                 response = s3.upload_part(
                     Bucket=bucket,

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import hashlib
 import json
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from opsd.clock import utcnow
 from opsd.results import Status, TaskError
 from opsd.settings import Settings
 from tasks import backup as backup_task
+from tasks import s3_upload
 from tasks.backup_store import BackupStore
 from tasks.checksums import FileDigests
 from tasks.s3_upload import FileSlice
@@ -126,16 +129,18 @@ def test_every_part_and_the_object_carry_the_crc64nvme_of_the_snapshots_bytes(
 def _corrupt_part_two_on_its_way(monkeypatch: pytest.MonkeyPatch) -> None:
     """Flip a byte of the second 5 MiB part between the disk and the socket, after the
     snapshot was hashed: what a bad NIC, page or proxy would do."""
-    real_read = FileSlice.read
+    real_body = s3_upload.part_body
 
-    def read(self: FileSlice, size: int = -1) -> bytes:
-        start = self.tell()
-        data = real_read(self, size)
-        if self._offset == 5 << 20 and start == 0 and data:
-            data = bytes([data[0] ^ 0xFF]) + data[1:]
-        return data
+    @contextlib.contextmanager
+    def part_body(path: Path, offset: int, length: int) -> Iterator[bytes | FileSlice]:
+        with real_body(path, offset, length) as body:
+            if offset != 5 << 20:
+                yield body
+                return
+            data = body if isinstance(body, bytes) else body.read()
+            yield bytes([data[0] ^ 0xFF]) + data[1:]
 
-    monkeypatch.setattr(FileSlice, "read", read)
+    monkeypatch.setattr(s3_upload, "part_body", part_body)
 
 
 def test_a_part_corrupted_in_transit_is_refused_by_its_checksum_and_nothing_is_stored(
@@ -152,8 +157,10 @@ def test_a_part_corrupted_in_transit_is_refused_by_its_checksum_and_nothing_is_s
     refused: list[int] = []
 
     def verify_like_s3(request: Any, **_: Any) -> Any:
-        body = request.body.read()
-        request.body.seek(0)
+        body = request.body
+        if not isinstance(body, bytes):
+            body = body.read()
+            request.body.seek(0)
         claimed = request.headers["x-amz-checksum-crc64nvme"]
         if (claimed.decode() if isinstance(claimed, bytes) else claimed) != _crc64nvme(body):
             refused.append(len(body))
@@ -424,3 +431,67 @@ def test_a_fault_quick_check_lets_through_is_caught_by_the_drill_of_that_backup(
     assert drill.status is Status.VIOLATION and drill.exit_code == 3
     assert drill.details["key"] == backup.details["key"]
     assert "integrity check failed: row 1 missing from index analyses_by_score" in drill.message
+
+
+def _opens(monkeypatch: pytest.MonkeyPatch, refuse_direct: bool = False) -> list[int]:
+    """The flags of every os.open; with `refuse_direct`, O_DIRECT fails as on tmpfs."""
+    flags_seen: list[int] = []
+    real_open = os.open
+
+    def record(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        flags_seen.append(flags)
+        if refuse_direct and flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", record)
+    return flags_seen
+
+
+def test_a_part_is_read_whole_past_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot larger than the task's memory is no longer cached when it goes up: its
+    parts are read with O_DIRECT (issue 15), not back through the cache."""
+    path = tmp_path / "snapshot.db"
+    data = os.urandom(3 << 20)
+    path.write_bytes(data)
+    flags_seen = _opens(monkeypatch)
+    with s3_upload.part_body(path, 1 << 20, 2 << 20) as body:
+        assert body == data[1 << 20 :]
+    if s3_upload.uncached_fd(path) is None:
+        pytest.skip(f"{tmp_path} does not support O_DIRECT")
+    assert flags_seen[0] == os.O_RDONLY | os.O_DIRECT
+
+
+def test_a_last_part_of_any_length_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.db"
+    data = os.urandom((2 << 20) + 1234)
+    path.write_bytes(data)
+    with s3_upload.part_body(path, 2 << 20, 1234) as body:
+        assert body == data[2 << 20 :]
+
+
+def test_a_part_too_large_for_memory_or_o_direct_is_streamed_through_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "snapshot.db"
+    data = os.urandom(2 << 20)
+    path.write_bytes(data)
+    monkeypatch.setattr(s3_upload, "IN_MEMORY_PART_BYTES", 1 << 20)
+    with s3_upload.part_body(path, 0, 2 << 20) as body:
+        assert isinstance(body, FileSlice) and body.read() == data
+    monkeypatch.undo()
+    _opens(monkeypatch, refuse_direct=True)
+    with s3_upload.part_body(path, 0, 2 << 20) as body:
+        assert isinstance(body, FileSlice) and body.read() == data
+
+
+def test_a_snapshot_shorter_than_its_part_fails_the_upload(tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.db"
+    path.write_bytes(os.urandom(1 << 20))
+    with (
+        pytest.raises(OSError, match="ended inside the part"),
+        s3_upload.part_body(path, 0, 2 << 20),
+    ):
+        pass

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import os
 import threading
@@ -139,3 +140,65 @@ def test_without_awscrt_the_parts_carry_crc32_and_s3s_composite_of_them(tmp_path
     joined = b"".join(crc.to_bytes(4, "big") for crc in parts)
     composite = base64.b64encode(zlib.crc32(joined).to_bytes(4, "big")).decode()
     assert digests.object_checksum() == f"{composite}-3"
+
+
+def _record_opens(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """(path, flags) of every os.open."""
+    opened: list[tuple[str, int]] = []
+    real_open = os.open
+
+    def record(path: str | Path, flags: int, *args: object, **kwargs: object) -> int:
+        opened.append((str(path), flags))
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", record)
+    return opened
+
+
+def test_what_is_left_to_hash_once_the_copy_is_whole_is_read_past_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy larger than the task's memory is no longer cached when the hashing catches
+    up; read back through the cache, every page would evict another first (issue 15)."""
+    data = os.urandom(12 * CHUNK + 12345)
+    path = tmp_path / "copy.db"
+    path.touch()
+    _record_steps(monkeypatch, delay_s=0.02)
+    opened = _record_opens(monkeypatch)
+    hashing = CopyDigests(PART)
+    with path.open("r+b") as out:
+        hashing.copy_started(path, len(data))
+        out.write(data)
+        out.flush()
+        hashing.copied(len(data))
+        hashing.copy_ended()
+    digests = hashing.result(path)
+    if checksums.uncached_fd(path) is None:
+        pytest.skip(f"{tmp_path} does not support O_DIRECT")
+    assert (str(path), os.O_RDONLY | os.O_DIRECT) in opened
+    assert digests == path_digests(path, PART)
+
+
+def test_where_the_file_system_refuses_o_direct_the_rest_is_read_through_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(12 * CHUNK + 12345)
+    path = tmp_path / "copy.db"
+    path.touch()
+    _record_steps(monkeypatch, delay_s=0.02)
+    real_open = os.open
+
+    def like_tmpfs(path: str | Path, flags: int, *args: object, **kwargs: object) -> int:
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", like_tmpfs)
+    hashing = CopyDigests(PART)
+    with path.open("r+b") as out:
+        hashing.copy_started(path, len(data))
+        out.write(data)
+        out.flush()
+        hashing.copied(len(data))
+        hashing.copy_ended()
+    assert hashing.result(path) == path_digests(path, PART)
