@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from opsd.aws import describe_aws_error
+from opsd.formatting import text_table
 from opsd.metrics import Datum, MetricsError
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
@@ -99,17 +100,16 @@ def _check_everything(s3: Any, logs: Any, ctx: TaskContext) -> list[Finding]:
 
 
 def _report(findings: list[Finding], document: dict[str, Any]) -> str:
-    width = max((len(f.resource) for f in findings), default=10)
-    rule_width = max((len(f.rule) for f in findings), default=10)
-    lines = []
-    for finding in findings:
-        mark = _MARKS[finding.status]
-        line = f"{mark:<12} {finding.resource:<{width}}  {finding.rule:<{rule_width}}"
-        if finding.status == OK:
-            line += f"  {finding.actual}"
-        else:
-            line += f"  expected {finding.expected}; found {finding.actual}"
-        lines.append(line.rstrip())
+    cells = [
+        [
+            _MARKS[f.status],
+            f.resource,
+            f.rule,
+            f.actual if f.status == OK else f"expected {f.expected}; found {f.actual}",
+        ]
+        for f in findings
+    ]
+    lines = text_table(cells, min_widths=(max(map(len, _MARKS.values())),))
     if document["fix"]:
         heading = "changes that --fix would make:" if document["dry_run"] else "changes made:"
         lines += ["", heading, *(f"  {c}" for c in document["changes"] or ["none"])]
