@@ -45,8 +45,8 @@ def load_average() -> str:
 
 
 def text_table(table: Table) -> str:
-    rows = [[str(cell) for cell in row] for row in table.rows]
-    return "\n".join([table.title, *formatting.text_table(rows, table.columns, rule=True)])
+    rows = [table.columns, *([str(cell) for cell in row] for row in table.rows)]
+    return "\n".join([table.title, *formatting.text_table(rows, rule=True)])
 
 
 def markdown_table(table: Table) -> str:

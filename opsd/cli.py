@@ -112,16 +112,9 @@ def show_status(settings: Settings, as_json: bool) -> int:
 
 def render_table(rows: list[dict[str, Any]]) -> str:
     columns = ("task", "schedule", "last_run", "status", "duration_s", "next_run", "message")
-    cells = [
-        [
-            "-"
-            if row[c] is None
-            else (str(row[c])[:19] if c in ("last_run", "next_run") else str(row[c]))
-            for c in columns
-        ]
-        for row in rows
-    ]
-    return "\n".join(text_table(cells, [c.upper() for c in columns]))
+    cut = {"last_run": 19, "next_run": 19}
+    cells = [["-" if r[c] is None else str(r[c])[: cut.get(c)] for c in columns] for r in rows]
+    return "\n".join(text_table([[c.upper() for c in columns], *cells]))
 
 
 def run_system(settings: Settings, args: argparse.Namespace) -> int:

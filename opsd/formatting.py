@@ -17,29 +17,18 @@ def human_size(count: float) -> str:
 
 def text_table(
     rows: Sequence[Sequence[str]],
-    header: Sequence[str] = (),
-    *,
     min_widths: Sequence[int] = (),
     right: Collection[int] = (),
     rule: bool = False,
 ) -> list[str]:
-    """The lines of `header` (if any), a rule of dashes under it (if `rule`) and `rows`, in
-    columns two spaces apart, each as wide as its widest cell and at least its `min_widths`;
-    columns numbered in `right` are right-aligned. No line ends in spaces."""
-    table = [list(header), *map(list, rows)] if header else [list(row) for row in rows]
-    if not table:
-        return []
-    widths = [
-        max([*(len(row[index]) for row in table), *min_widths[index : index + 1]])
-        for index in range(len(table[0]))
-    ]
+    """`rows` in columns two spaces apart, each as wide as its widest cell or its `min_widths`,
+    those numbered in `right` right-aligned, dashes under the first if `rule`; no line ends
+    in spaces."""
+    columns = enumerate(zip(*rows, strict=True))
+    widths = [max([*map(len, cells), *min_widths[i : i + 1]]) for i, cells in columns]
+    pads = [str.rjust if i in right else str.ljust for i in range(len(widths))]
     lines = [
-        "  ".join(
-            cell.rjust(width) if index in right else cell.ljust(width)
-            for index, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in table
+        "  ".join(pad(c, w) for pad, c, w in zip(pads, row, widths, strict=True)).rstrip()
+        for row in rows
     ]
-    if header and rule:
-        lines.insert(1, "  ".join("-" * width for width in widths))
-    return lines
+    return [*lines[:1], "  ".join("-" * w for w in widths), *lines[1:]] if rule and lines else lines

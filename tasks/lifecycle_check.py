@@ -109,7 +109,7 @@ def _report(findings: list[Finding], document: dict[str, Any]) -> str:
         ]
         for f in findings
     ]
-    lines = text_table(cells, min_widths=(max(map(len, _MARKS.values())),))
+    lines = text_table(cells, [max(map(len, _MARKS.values()))])
     if document["fix"]:
         heading = "changes that --fix would make:" if document["dry_run"] else "changes made:"
         lines += ["", heading, *(f"  {c}" for c in document["changes"] or ["none"])]

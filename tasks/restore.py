@@ -315,7 +315,7 @@ def _table(rows: list[dict[str, Any]], total: int, bucket: str) -> str:
         for row in rows
     ]
     header = ["KEY", "TAKEN (UTC)", "SIZE", "REASON", "DRILL"]
-    table = text_table(cells, header, min_widths=(0, 16, 10, 13), right={2})
+    table = text_table([header, *cells], min_widths=(0, 16, 10, 13), right={2})
     lines = table[:1]
     for row, line in zip(rows, table[1:], strict=True):
         lines.append(line)

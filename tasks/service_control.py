@@ -23,31 +23,28 @@ class EcsService:
         self.ecs, self.cluster, self.service = ecs, cluster, service
         self.timeout_s, self.poll_s = timeout_s, poll_s
 
-    def describe(self) -> dict[str, Any]:
+    def _call(self, action: str, operation: str, **params: Any) -> Any:
         try:
-            found = self.ecs.describe_services(cluster=self.cluster, services=[self.service])
+            return getattr(self.ecs, operation)(cluster=self.cluster, **params)
         except Exception as exc:
-            raise TaskError(describe_aws_error(f"describe service {self.service}", exc)) from exc
+            raise TaskError(describe_aws_error(action, exc)) from exc
+
+    def describe(self) -> dict[str, Any]:
+        action = f"describe service {self.service}"
+        found = self._call(action, "describe_services", services=[self.service])
         services = [s for s in found.get("services", ()) if s.get("status") != "INACTIVE"]
         if not services:
-            raise TaskError(f"describe service {self.service}: not found in {self.cluster}")
+            raise TaskError(f"{action}: not found in {self.cluster}")
         return services[0]  # type: ignore[no-any-return]
 
     def scale(self, count: int) -> None:
-        try:
-            self.ecs.update_service(cluster=self.cluster, service=self.service, desiredCount=count)
-        except Exception as exc:
-            action = f"scale service {self.service} to {count}"
-            raise TaskError(describe_aws_error(action, exc)) from exc
+        action = f"scale service {self.service} to {count}"
+        self._call(action, "update_service", service=self.service, desiredCount=count)
         log.info("service scaled", service=self.service, desired=count)
 
     def running_tasks(self) -> list[str]:
-        try:
-            listed = self.ecs.list_tasks(
-                cluster=self.cluster, serviceName=self.service, desiredStatus="RUNNING"
-            )
-        except Exception as exc:
-            raise TaskError(describe_aws_error(f"list tasks of {self.service}", exc)) from exc
+        action, service = f"list tasks of {self.service}", self.service
+        listed = self._call(action, "list_tasks", serviceName=service, desiredStatus="RUNNING")
         return list(listed.get("taskArns", ()))
 
     def wait_stopped(self) -> None:

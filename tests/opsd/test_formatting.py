@@ -3,7 +3,7 @@ from opsd.formatting import human_size, text_table
 
 def test_columns_are_as_wide_as_their_widest_cell_two_spaces_apart() -> None:
     lines = text_table(
-        [["backup", "ok", "uploaded"], ["publish-metrics", "-", "-"]], ["TASK", "S", "MESSAGE"]
+        [["TASK", "S", "MESSAGE"], ["backup", "ok", "uploaded"], ["publish-metrics", "-", "-"]]
     )
     assert lines == [
         "TASK             S   MESSAGE",
@@ -14,8 +14,7 @@ def test_columns_are_as_wide_as_their_widest_cell_two_spaces_apart() -> None:
 
 def test_minimum_widths_right_alignment_and_a_rule_under_the_header() -> None:
     lines = text_table(
-        [["a", human_size(1536), ""]],
-        ["KEY", "SIZE", "NOTE"],
+        [["KEY", "SIZE", "NOTE"], ["a", human_size(1536), ""]],
         min_widths=(0, 8),
         right={1},
         rule=True,
@@ -23,5 +22,5 @@ def test_minimum_widths_right_alignment_and_a_rule_under_the_header() -> None:
     assert lines == ["KEY      SIZE  NOTE", "---  --------  ----", "a      1.5 KB"]
 
 
-def test_no_rows_and_no_header_is_no_lines() -> None:
-    assert text_table([]) == []
+def test_no_rows_is_no_lines() -> None:
+    assert text_table([]) == [] and text_table([], rule=True) == []
