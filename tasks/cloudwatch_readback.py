@@ -50,9 +50,8 @@ def _points(
         ScanBy="TimestampDescending",
     )
     points: list[tuple[datetime, float]] = []
-    for page in pages:
-        for result in page.get("MetricDataResults", []):
-            points += zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
+    for result in pages.search("MetricDataResults[]"):
+        points += zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
     points.sort(key=lambda point: point[0], reverse=True)
     return [(t.astimezone(UTC), v) for t, v in points]
 

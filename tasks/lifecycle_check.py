@@ -99,16 +99,14 @@ def _check_everything(s3: Any, logs: Any, ctx: TaskContext) -> list[Finding]:
         raise TaskError(describe_aws_error("check the storage policy", exc)) from None
 
 
+def _outcome(finding: Finding) -> str:
+    if finding.status == OK:
+        return finding.actual
+    return f"expected {finding.expected}; found {finding.actual}"
+
+
 def _report(findings: list[Finding], document: dict[str, Any]) -> str:
-    cells = [
-        [
-            _MARKS[f.status],
-            f.resource,
-            f.rule,
-            f.actual if f.status == OK else f"expected {f.expected}; found {f.actual}",
-        ]
-        for f in findings
-    ]
+    cells = [[_MARKS[f.status], f.resource, f.rule, _outcome(f)] for f in findings]
     lines = text_table(cells, [max(map(len, _MARKS.values()))])
     if document["fix"]:
         heading = "changes that --fix would make:" if document["dry_run"] else "changes made:"
