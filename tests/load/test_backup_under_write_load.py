@@ -8,6 +8,7 @@ committed before it started and after it ended, and no write fails.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -74,10 +75,11 @@ class Writer:
         finally:
             conn.close()
 
-    def _insert(self, conn: object) -> None:
+    def _insert(self, conn: sqlite3.Connection) -> None:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        with conn:  # type: ignore[attr-defined]
-            add_analysis(conn, stamp)  # type: ignore[arg-type]
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            add_analysis(conn, stamp)
 
     def finish(self) -> None:
         self.stop.set()
