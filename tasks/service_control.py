@@ -42,15 +42,12 @@ class EcsService:
         self._call(action, "update_service", service=self.service, desiredCount=count)
         log.info("service scaled", service=self.service, desired=count)
 
-    def running_tasks(self) -> list[str]:
-        action, service = f"list tasks of {self.service}", self.service
-        listed = self._call(action, "list_tasks", serviceName=service, desiredStatus="RUNNING")
-        return list(listed.get("taskArns", ()))
-
     def wait_stopped(self) -> None:
         """Until the service runs no task (scaled to 0) and none is left that ECS would run."""
         self._wait("services_stable", "all tasks stopped", services=[self.service])
-        if running := self.running_tasks():
+        action, service = f"list tasks of {self.service}", self.service
+        listed = self._call(action, "list_tasks", serviceName=service, desiredStatus="RUNNING")
+        if running := listed.get("taskArns"):
             self._wait("tasks_stopped", "all tasks stopped", tasks=running)
 
     def wait_steady(self, count: int) -> None:
