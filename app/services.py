@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from app.admin_password import AdminPassword
@@ -87,3 +88,6 @@ class AppServices:
 
 def services(request: Request) -> AppServices:
     return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[AppServices, Depends(services)]

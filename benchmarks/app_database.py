@@ -1,8 +1,8 @@
 """App databases of a chosen size for the benchmarks, in rollback-journal mode.
 
-The schema is the app's (app/migrations/versions/0001_initial.py, as Alembic creates it):
-`drawings` and `analyses` with realistic values, the unique storage key and the index on
-`analyses.created_at`.
+The schema is the app's, made by its own migrations (app/migrations/): `drawings` and
+`analyses` with realistic values (each analysis with its unguessable public handle; no stored
+reasons, like the rows recorded before revision 0003).
 Rows go in through `executemany` in large transactions with the journal off; the finished
 file is switched to journal_mode=DELETE like the production database. Files are cached by
 size under `benchmarks/work/`, so a second run reuses them.
@@ -10,6 +10,7 @@ size under `benchmarks/work/`, so a second run reuses them.
 
 from __future__ import annotations
 
+import base64
 import random
 import sqlite3
 import time
@@ -20,26 +21,7 @@ WORK_DIR = Path(__file__).resolve().parent / "work"
 BATCH_ROWS = 50_000
 # A drawing plus its analysis, indexes included, takes about 500 bytes of the file.
 _BYTES_PER_ROW_PAIR = 500
-_GENERATOR_VERSION = 3
-
-SCHEMA = """
-CREATE TABLE drawings (
-    id INTEGER NOT NULL PRIMARY KEY, filename TEXT NOT NULL, content_type TEXT NOT NULL,
-    size_bytes INTEGER NOT NULL, sha256 TEXT NOT NULL, age_years INTEGER NOT NULL,
-    subject TEXT, storage_key TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
-CREATE TABLE analyses (
-    id INTEGER NOT NULL PRIMARY KEY, drawing_id INTEGER NOT NULL REFERENCES drawings (id),
-    created_at TEXT NOT NULL, model_version TEXT NOT NULL, age_group TEXT NOT NULL,
-    anomaly_score FLOAT NOT NULL, threshold FLOAT NOT NULL, is_anomaly BOOLEAN NOT NULL,
-    normalised_score FLOAT NOT NULL, processing_time_ms FLOAT NOT NULL);
-CREATE INDEX ix_analyses_created_at ON analyses (created_at);
-CREATE TABLE app_config (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL,
-    updated_at TEXT NOT NULL);
-CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY);
-INSERT INTO alembic_version VALUES ('0001_initial');
-INSERT INTO app_config VALUES ('anomaly_threshold_percentile', '95', '2026-01-01T00:00:00+00:00');
-PRAGMA user_version = 1;
-"""
+_GENERATOR_VERSION = 4  # 4: the schema of the app's migrations
 
 _SUBJECTS = ("house", "family", "tree", "person", "animal", "free drawing", "self portrait")
 _AGE_GROUPS = {age: f"{age - age % 2}-{age - age % 2 + 1}" for age in range(2, 19)}
@@ -85,23 +67,48 @@ def app_database(size_bytes: int, work_dir: Path = WORK_DIR, seed: int = 7) -> P
     return path
 
 
+def migrated_database(path: Path) -> Path:
+    """A new, empty app database at `path`, made by the app's migrations."""
+    from app.migrate import migrate
+    from app.settings import AppSettings
+    from opsd.settings import load_settings
+
+    path.unlink(missing_ok=True)
+    migrate(load_settings(AppSettings, database_path=path, database_url=None), backup_command=None)
+    return path
+
+
+INSERT_DRAWINGS = (
+    "INSERT INTO drawings (id, filename, content_type, size_bytes, sha256, age_years, subject,"
+    " storage_key, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_ANALYSES = (
+    "INSERT INTO analyses (id, public_id, drawing_id, created_at, model_version, age_group,"
+    " anomaly_score, threshold, is_anomaly, normalised_score, processing_time_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def public_handle(rng: random.Random) -> str:
+    """A handle shaped like the app's (128 random bits, URL-safe base64), reproducibly."""
+    return base64.urlsafe_b64encode(rng.randbytes(16)).rstrip(b"=").decode()
+
+
 def generate_app_database(path: Path, size_bytes: int, seed: int = 7) -> int:
     """Fill a new file at `path` until it holds at least `size_bytes`; returns the row pairs."""
     rng = random.Random(seed)
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(migrated_database(path), isolation_level=None)
     try:
-        conn.execute("PRAGMA page_size = 4096")
         conn.execute("PRAGMA journal_mode = OFF")
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA cache_size = -262144")
-        conn.executescript(SCHEMA)
         written = 0
         while (missing := size_bytes - _file_bytes(conn)) > 0:
             batch = max(1_000, min(BATCH_ROWS, missing // _BYTES_PER_ROW_PAIR))
             drawings, analyses = _rows(rng, written + 1, batch)
             conn.execute("BEGIN")
-            conn.executemany("INSERT INTO drawings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", drawings)
-            conn.executemany("INSERT INTO analyses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", analyses)
+            conn.executemany(INSERT_DRAWINGS, drawings)
+            conn.executemany(INSERT_ANALYSES, analyses)
             conn.execute("COMMIT")
             written += batch
         conn.execute("PRAGMA journal_mode = DELETE")
@@ -156,6 +163,7 @@ def _rows(
         analyses.append(
             (
                 row_id,
+                public_handle(rng),
                 row_id,
                 created,
                 _MODEL_VERSIONS[bits(8) % len(_MODEL_VERSIONS)],

@@ -17,6 +17,12 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchmarks.app_database import (
+    BATCH_ROWS,
+    INSERT_ANALYSES,
+    INSERT_DRAWINGS,
+    migrated_database,
+)
 from benchmarks.harness import (
     BenchmarkError,
     BenchOptions,
@@ -39,30 +45,26 @@ RSS_FLAT_RATIO = 1.25
 
 
 def build_database(path: Path, rows: int, now: datetime, spread: timedelta, seed: int = 11) -> None:
-    """The app's analyses table, `rows` analyses evenly over `spread` before `now`."""
-    path.unlink(missing_ok=True)
+    """An app database (the app's migrations) with `rows` analyses, each with its drawing,
+    evenly over `spread` before `now`."""
     rng = random.Random(seed)
     step = spread / rows
     first = now - spread - timedelta(minutes=2)
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode = DELETE")
-    conn.execute(
-        "CREATE TABLE analyses (id INTEGER PRIMARY KEY, drawing_id INTEGER, created_at TEXT, "
-        "model_version TEXT, age_group TEXT, anomaly_score REAL, threshold REAL, "
-        "is_anomaly INTEGER, normalised_score REAL, processing_time_ms REAL)"
-    )
-
-    def generate():  # type: ignore[no-untyped-def]
-        for i in range(rows):
-            at = (first + step * i).isoformat()
+    conn = sqlite3.connect(migrated_database(path))
+    for start in range(1, rows + 1, BATCH_ROWS):
+        drawings, analyses = [], []
+        for i in range(start, min(start + BATCH_ROWS, rows + 1)):
+            at = (first + step * (i - 1)).isoformat()
             milliseconds = min(5000.0, rng.lognormvariate(4.7, 0.45))
-            yield at, int(rng.random() < 0.05), milliseconds
-
-    conn.executemany(
-        "INSERT INTO analyses (created_at, is_anomaly, processing_time_ms) VALUES (?, ?, ?)",
-        generate(),
-    )
-    conn.commit()
+            anomaly = int(rng.random() < 0.05)
+            drawings.append((i, f"{i}.png", "image/png", 40_000, "", 6, None, f"d/{i}.png", at))
+            score = 0.9 if anomaly else 0.5
+            analyses.append(
+                (i, f"handle-{i}", i, at, "v1", "6-7", score, 0.85, anomaly, 1.0, milliseconds)
+            )
+        conn.executemany(INSERT_DRAWINGS, drawings)
+        conn.executemany(INSERT_ANALYSES, analyses)
+        conn.commit()
     conn.close()
 
 

@@ -21,10 +21,10 @@ from types import FrameType
 from opsd.database import connect
 
 _INSERT = (
-    "INSERT INTO analyses (drawing_id, created_at, model_version, age_group, anomaly_score,"
-    " threshold, is_anomaly, normalised_score, processing_time_ms)"
-    " VALUES (1, strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), 'vit-b16-2026.11', '6-7',"
-    " ?, 0.85, 0, ?, 104.5)"
+    "INSERT INTO analyses (public_id, drawing_id, created_at, model_version, age_group,"
+    " anomaly_score, threshold, is_anomaly, normalised_score, processing_time_ms)"
+    " VALUES (hex(randomblob(16)), 1, strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'),"
+    " 'vit-b16-2026.11', '6-7', ?, 0.85, 0, ?, 104.5)"
 )
 
 

@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchmarks.harness import BenchReport, Table
+from opsd import formatting
 
 RESULTS_HEADER = """# Benchmark results
 
@@ -44,20 +45,8 @@ def load_average() -> str:
 
 
 def text_table(table: Table) -> str:
-    widths = [
-        max(len(str(row[index])) for row in [table.columns, *table.rows])
-        for index in range(len(table.columns))
-    ]
-    lines = [
-        table.title,
-        "  ".join(name.ljust(width) for name, width in zip(table.columns, widths, strict=True)),
-    ]
-    lines.append("  ".join("-" * width for width in widths))
-    lines += [
-        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
-        for row in table.rows
-    ]
-    return "\n".join(lines)
+    rows = [table.columns, *([str(cell) for cell in row] for row in table.rows)]
+    return "\n".join([table.title, *formatting.text_table(rows, rule=True)])
 
 
 def markdown_table(table: Table) -> str:

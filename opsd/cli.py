@@ -22,6 +22,7 @@ import structlog
 from opsd.aws import AwsClients, describe_aws_error
 from opsd.clock import utcnow
 from opsd.daemon import Daemon, daemon_info, status_rows
+from opsd.formatting import text_table
 from opsd.local_aws import (
     EmbeddedAws,
     LocalAwsError,
@@ -109,19 +110,9 @@ def show_status(settings: Settings, as_json: bool) -> int:
 
 def render_table(rows: list[dict[str, Any]]) -> str:
     columns = ("task", "schedule", "last_run", "status", "duration_s", "next_run", "message")
-    shown = [
-        {
-            c: "-"
-            if row[c] is None
-            else (str(row[c])[:19] if c in ("last_run", "next_run") else str(row[c]))
-            for c in columns
-        }
-        for row in rows
-    ]
-    widths = {c: max(len(c), *(len(r[c]) for r in shown)) for c in columns[:-1]}
-    lines = ["  ".join(c.upper().ljust(widths.get(c, 0)) for c in columns).rstrip()]
-    lines += ["  ".join(r[c].ljust(widths.get(c, 0)) for c in columns).rstrip() for r in shown]
-    return "\n".join(lines)
+    cut = {"last_run": 19, "next_run": 19}
+    cells = [["-" if r[c] is None else str(r[c])[: cut.get(c)] for c in columns] for r in rows]
+    return "\n".join(text_table([[c.upper() for c in columns], *cells]))
 
 
 def run_system(settings: Settings, args: argparse.Namespace) -> int:

@@ -29,8 +29,8 @@ def _points(
     period: timedelta,
 ) -> list[tuple[datetime, float]]:
     """(timestamp, value) of every period with data in [start, end), newest first."""
-    request: dict[str, Any] = {
-        "MetricDataQueries": [
+    pages = cloudwatch.get_paginator("get_metric_data").paginate(
+        MetricDataQueries=[
             {
                 "Id": "q",
                 "MetricStat": {
@@ -45,19 +45,13 @@ def _points(
                 "ReturnData": True,
             }
         ],
-        "StartTime": start,
-        "EndTime": end,
-        "ScanBy": "TimestampDescending",
-    }
+        StartTime=start,
+        EndTime=end,
+        ScanBy="TimestampDescending",
+    )
     points: list[tuple[datetime, float]] = []
-    while True:
-        answer = cloudwatch.get_metric_data(**request)
-        for result in answer.get("MetricDataResults", []):
-            points += zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
-        token = answer.get("NextToken")
-        if not token:
-            break
-        request["NextToken"] = token
+    for result in pages.search("MetricDataResults[]"):
+        points += zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
     points.sort(key=lambda point: point[0], reverse=True)
     return [(t.astimezone(UTC), v) for t, v in points]
 

@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from opsd.aws import describe_aws_error
+from opsd.formatting import text_table
 from opsd.metrics import Datum, MetricsError
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
@@ -98,18 +99,15 @@ def _check_everything(s3: Any, logs: Any, ctx: TaskContext) -> list[Finding]:
         raise TaskError(describe_aws_error("check the storage policy", exc)) from None
 
 
+def _outcome(finding: Finding) -> str:
+    if finding.status == OK:
+        return finding.actual
+    return f"expected {finding.expected}; found {finding.actual}"
+
+
 def _report(findings: list[Finding], document: dict[str, Any]) -> str:
-    width = max((len(f.resource) for f in findings), default=10)
-    rule_width = max((len(f.rule) for f in findings), default=10)
-    lines = []
-    for finding in findings:
-        mark = _MARKS[finding.status]
-        line = f"{mark:<12} {finding.resource:<{width}}  {finding.rule:<{rule_width}}"
-        if finding.status == OK:
-            line += f"  {finding.actual}"
-        else:
-            line += f"  expected {finding.expected}; found {finding.actual}"
-        lines.append(line.rstrip())
+    cells = [[_MARKS[f.status], f.resource, f.rule, _outcome(f)] for f in findings]
+    lines = text_table(cells, [max(map(len, _MARKS.values()))])
     if document["fix"]:
         heading = "changes that --fix would make:" if document["dry_run"] else "changes made:"
         lines += ["", heading, *(f"  {c}" for c in document["changes"] or ["none"])]

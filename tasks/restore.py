@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from opsd.formatting import human_size
+from opsd.formatting import human_size, text_table
 from opsd.results import Status, TaskError, TaskResult, UsageError
 from opsd.runner import TaskContext
 from tasks.app_database import refuse_unless_sqlite
@@ -300,14 +300,21 @@ def _list(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
 def _table(rows: list[dict[str, Any]], total: int, bucket: str) -> str:
     if not rows:
         return f"no backups in s3://{bucket}"
-    width = max(len(row["key"]) for row in rows)
-    lines = [f"{'KEY':<{width}}  {'TAKEN (UTC)':<16}  {'SIZE':>10}  {'REASON':<13}  DRILL"]
-    for row in rows:
-        drill = f"{row['drill']} {row['drilled_at']}" if row["drill"] else "-"
-        lines.append(
-            f"{row['key']:<{width}}  {row['taken_at'][:16].replace('T', ' '):<16}  "
-            f"{human_size(row['size']):>10}  {row['reason'] or '-':<13}  {drill}"
-        )
+    cells = [
+        [
+            row["key"],
+            row["taken_at"][:16].replace("T", " "),
+            human_size(row["size"]),
+            row["reason"] or "-",
+            f"{row['drill']} {row['drilled_at']}" if row["drill"] else "-",
+        ]
+        for row in rows
+    ]
+    header = ["KEY", "TAKEN (UTC)", "SIZE", "REASON", "DRILL"]
+    table = text_table([header, *cells], min_widths=(0, 16, 10, 13), right={2})
+    lines = table[:1]
+    for row, line in zip(rows, table[1:], strict=True):
+        lines.append(line)
         if row["suspect"]:
             lines.append(f"  SUSPECT: {row['suspect']}; never chosen by --latest or --at")
     if total > len(rows):

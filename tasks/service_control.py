@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import structlog
+from botocore.exceptions import WaiterError
 
 from opsd.aws import describe_aws_error
 from opsd.results import TaskError
@@ -17,63 +18,57 @@ log = structlog.get_logger()
 
 class EcsService:
     def __init__(
-        self,
-        ecs: Any,
-        cluster: str,
-        service: str,
-        *,
-        timeout_s: float = 600,
-        poll_s: float = 5,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
+        self, ecs: Any, cluster: str, service: str, *, timeout_s: float = 600, poll_s: float = 5
     ) -> None:
         self.ecs, self.cluster, self.service = ecs, cluster, service
         self.timeout_s, self.poll_s = timeout_s, poll_s
-        self._sleep, self._clock = sleep, clock
+
+    def _call(self, action: str, operation: str, **params: Any) -> Any:
+        try:
+            return getattr(self.ecs, operation)(cluster=self.cluster, **params)
+        except Exception as exc:
+            raise TaskError(describe_aws_error(action, exc)) from exc
 
     def describe(self) -> dict[str, Any]:
-        try:
-            found = self.ecs.describe_services(cluster=self.cluster, services=[self.service])
-        except Exception as exc:
-            raise TaskError(describe_aws_error(f"describe service {self.service}", exc)) from exc
+        action = f"describe service {self.service}"
+        found = self._call(action, "describe_services", services=[self.service])
         services = [s for s in found.get("services", ()) if s.get("status") != "INACTIVE"]
         if not services:
-            raise TaskError(f"describe service {self.service}: not found in {self.cluster}")
+            raise TaskError(f"{action}: not found in {self.cluster}")
         return services[0]  # type: ignore[no-any-return]
 
     def scale(self, count: int) -> None:
-        try:
-            self.ecs.update_service(cluster=self.cluster, service=self.service, desiredCount=count)
-        except Exception as exc:
-            action = f"scale service {self.service} to {count}"
-            raise TaskError(describe_aws_error(action, exc)) from exc
+        action = f"scale service {self.service} to {count}"
+        self._call(action, "update_service", service=self.service, desiredCount=count)
         log.info("service scaled", service=self.service, desired=count)
 
-    def running_tasks(self) -> list[str]:
+    def wait_stopped(self) -> None:
+        """Until the service runs no task (scaled to 0) and none is left that ECS would run."""
+        self._wait("services_stable", "all tasks stopped", services=[self.service])
+        action, service = f"list tasks of {self.service}", self.service
+        listed = self._call(action, "list_tasks", serviceName=service, desiredStatus="RUNNING")
+        if running := listed.get("taskArns"):
+            self._wait("tasks_stopped", "all tasks stopped", tasks=running)
+
+    def wait_steady(self, count: int) -> None:
+        """Until the service runs its desired count in one deployment."""
+        self._wait("services_stable", f"steady state at {count}", services=[self.service])
+
+    def _wait(self, waiter: str, what: str, **target: Any) -> None:
+        attempts = math.ceil(self.timeout_s / self.poll_s) + 1  # the first look is at once
+        config = {"Delay": self.poll_s, "MaxAttempts": attempts}
         try:
-            listed = self.ecs.list_tasks(
-                cluster=self.cluster, serviceName=self.service, desiredStatus="RUNNING"
-            )
+            self.ecs.get_waiter(waiter).wait(cluster=self.cluster, WaiterConfig=config, **target)
+        except WaiterError as exc:
+            reason = str(exc.kwargs.get("reason", ""))
+            if not reason.startswith("Max attempts exceeded"):
+                self.describe()  # the one-line reason: the service is gone, or AWS refused
+                raise TaskError(f"service {self.service}: {what}: {reason}") from None
+            raise TaskError(
+                f"service {self.service}: {what} not reached in {self.timeout_s:.0f} s"
+            ) from None
         except Exception as exc:
-            raise TaskError(describe_aws_error(f"list tasks of {self.service}", exc)) from exc
-        return list(listed.get("taskArns", ()))
-
-    def stopped(self) -> bool:
-        return self.describe().get("runningCount", 0) == 0 and not self.running_tasks()
-
-    def steady(self, count: int) -> bool:
-        service = self.describe()
-        deployments = service.get("deployments", ())
-        return service.get("runningCount") == count and len(deployments) <= 1
-
-    def wait_until(self, condition: Callable[[], bool], what: str) -> None:
-        deadline = self._clock() + self.timeout_s
-        while not condition():
-            if self._clock() >= deadline:
-                raise TaskError(
-                    f"service {self.service}: {what} not reached in {self.timeout_s:.0f} s"
-                )
-            self._sleep(self.poll_s)
+            raise TaskError(describe_aws_error(f"describe service {self.service}", exc)) from exc
 
 
 @contextmanager
@@ -84,7 +79,7 @@ def service_stopped(service: EcsService) -> Iterator[int]:
     service.scale(0)
     failed = False
     try:
-        service.wait_until(service.stopped, "all tasks stopped")
+        service.wait_stopped()
         yield previous
     except BaseException:
         failed = True
@@ -92,7 +87,7 @@ def service_stopped(service: EcsService) -> Iterator[int]:
     finally:
         try:
             service.scale(previous)
-            service.wait_until(lambda: service.steady(previous), f"steady state at {previous}")
+            service.wait_steady(previous)
         except TaskError as exc:
             if not failed:
                 raise TaskError(f"restored, but {exc}") from None

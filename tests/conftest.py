@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
+import shutil
 import sqlite3
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import boto3
@@ -79,49 +82,111 @@ def make_ctx(settings: Settings, aws: AwsClients):  # type: ignore[no-untyped-de
         ctx.close()
 
 
-def create_app_database(path: Path, analyses: int = 200, seed: int = 7) -> Path:
-    """A small app database with the shape the app writes (rollback-journal mode)."""
+_TEMPLATES = tempfile.TemporaryDirectory(prefix="app-template-")
+
+
+def app_schema_head() -> str:
+    """The newest revision of the app's migrations: the schema of create_app_database."""
+    from alembic.script import ScriptDirectory
+
+    from app.migrate import alembic_config
+
+    return str(ScriptDirectory.from_config(alembic_config()).get_current_head())
+
+
+@functools.cache
+def migrated_template(revision: str = "head") -> Path:
+    """An empty app database at `revision` of the app's own migrations (the newest unless
+    told), built once per session; each database a test needs starts as a copy of it."""
+    from alembic import command
+
+    from app.database import make_engine
+    from app.migrate import alembic_config
+
+    path = Path(_TEMPLATES.name) / f"app-{revision}.db"
+    engine, config = make_engine(path, busy_timeout_ms=5000), alembic_config()
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+    finally:
+        engine.dispose()
+    return path
+
+
+def create_app_database(
+    path: Path, analyses: int = 200, seed: int = 7, revision: str = "head"
+) -> Path:
+    """A small app database as the app writes it: its migrations' schema (rollback-journal
+    mode) at `revision`, `analyses` drawings each with its analysis."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(migrated_template(revision), path)
     rng = random.Random(seed)
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode = DELETE")
-    conn.executescript(
-        """
-        CREATE TABLE drawings (
-            id INTEGER PRIMARY KEY, filename TEXT, content_type TEXT, size_bytes INTEGER,
-            sha256 TEXT, age_years INTEGER, subject TEXT, storage_key TEXT, created_at TEXT);
-        CREATE TABLE analyses (
-            id INTEGER PRIMARY KEY, drawing_id INTEGER REFERENCES drawings(id),
-            created_at TEXT, model_version TEXT, age_group TEXT, anomaly_score REAL,
-            threshold REAL, is_anomaly INTEGER, normalised_score REAL, processing_time_ms REAL);
-        CREATE INDEX ix_analyses_created_at ON analyses (created_at);
-        CREATE TABLE alembic_version (version_num TEXT PRIMARY KEY);
-        INSERT INTO alembic_version VALUES ('0001_initial');
-        PRAGMA user_version = 1;
-        """
-    )
     for i in range(1, analyses + 1):
         stamp = f"2026-11-{1 + i % 24:02d}T{i % 24:02d}:{i % 60:02d}:00+00:00"
-        conn.execute(
-            "INSERT INTO drawings VALUES (?, ?, 'image/png', ?, ?, ?, 'house', ?, ?)",
-            (
-                i,
-                f"drawing-{i}.png",
-                rng.randint(1000, 90000),
-                f"{i:064x}",
-                rng.randint(2, 18),
-                f"drawings/{i}.png",
-                stamp,
-            ),
-        )
+        drawing = {
+            "filename": f"drawing-{i}.png",
+            "size_bytes": rng.randint(1000, 90000),
+            "sha256": f"{i:064x}",
+            "age_years": rng.randint(2, 18),
+        }
         score = rng.random()
-        conn.execute(
-            "INSERT INTO analyses VALUES (?, ?, ?, 'v1', '5-7', ?, 0.9, ?, ?, ?)",
-            (i, i, stamp, score, int(score > 0.9), score * 100, rng.uniform(20, 300)),
+        add_analysis(
+            conn,
+            stamp,
+            drawing,
+            anomaly_score=score,
+            is_anomaly=int(score > 0.9),
+            normalised_score=score * 100,
+            processing_time_ms=rng.uniform(20, 300),
         )
     conn.commit()
     conn.close()
     return path
+
+
+def add_analysis(
+    conn: sqlite3.Connection,
+    created_at: str,
+    drawing: Mapping[str, object] | None = None,
+    **analysis: object,
+) -> int:
+    """One drawing and its analysis as the app records them (every NOT NULL column filled);
+    `drawing` and `analysis` override the plain values. Returns the analysis id."""
+    drawing_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM drawings").fetchone()[0]
+    storage_key = f"drawings/{drawing_id}.png"
+    drawing_row = {"id": drawing_id, **_DRAWING, "storage_key": storage_key}
+    _insert(conn, "drawings", {**drawing_row, "created_at": created_at, **(drawing or {})})
+    row = {**_ANALYSIS, "drawing_id": drawing_id, "created_at": created_at, **analysis}
+    if "public_id" in {column[1] for column in conn.execute("PRAGMA table_info(analyses)")}:
+        row.setdefault("public_id", f"handle-{drawing_id}")  # from revision 0002 on
+    return _insert(conn, "analyses", row)
+
+
+_DRAWING = {
+    "filename": "drawing.png",
+    "content_type": "image/png",
+    "size_bytes": 40_000,
+    "sha256": "0" * 64,
+    "age_years": 6,
+    "subject": "house",
+}
+_ANALYSIS = {
+    "model_version": "v1",
+    "age_group": "5-7",
+    "anomaly_score": 0.5,
+    "threshold": 0.9,
+    "is_anomaly": 0,
+    "normalised_score": 50.0,
+    "processing_time_ms": 100.0,
+}
+
+
+def _insert(conn: sqlite3.Connection, table: str, row: Mapping[str, object]) -> int:
+    columns, marks = ", ".join(row), ", ".join("?" * len(row))
+    cursor = conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
+    return int(cursor.lastrowid or 0)
 
 
 @pytest.fixture

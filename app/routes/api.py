@@ -15,13 +15,15 @@ from app.analysis import StorageError, UploadRequest
 from app.database import database_reachable
 from app.records import analysis_by_id, analysis_by_public_id
 from app.runtime_config import Tunables, TunablesUpdate, read_tunables, update_tunables
-from app.services import AnalysisBusy, AppServices, services
+from app.services import AnalysisBusy, ServicesDep
 from app.sessions import AdminSession
 from app.uploads import UploadRefused, check_age, check_size, clean_subject
 
 log = structlog.get_logger()
-router = APIRouter()
-ServicesDep = Annotated[AppServices, Depends(services)]
+router = APIRouter()  # what the app includes: the three below
+health_router = APIRouter(tags=["public"])  # outside the versioned API: the load balancer's
+public = APIRouter(prefix="/api/v1", tags=["public"])
+admin = APIRouter(prefix="/api/v1", tags=["admin"])
 # SQLite's INTEGER range: a larger id cannot exist and must not reach the driver (500).
 MAX_ROW_ID = 2**63 - 1
 STORAGE_RETRY_AFTER_S = 30
@@ -78,7 +80,7 @@ REFUSALS: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.get("/health", tags=["public"])
+@health_router.get("/health")
 def health(app_services: ServicesDep) -> JSONResponse:
     """What the load balancer checks: the database answers and a model is loaded."""
     problem = database_reachable(app_services.engine)
@@ -101,13 +103,7 @@ async def read_upload(file: UploadFile, max_bytes: int) -> bytes:
     return data
 
 
-@router.post(
-    "/api/v1/drawings",
-    status_code=201,
-    response_model=Analysis,
-    responses=REFUSALS,
-    tags=["public"],
-)
+@public.post("/drawings", status_code=201, response_model=Analysis, responses=REFUSALS)
 async def upload_drawing(
     app_services: ServicesDep,
     file: Annotated[UploadFile, File(description="PNG, JPEG or BMP, at most 10 MB")],
@@ -148,12 +144,7 @@ async def upload_drawing(
     return Analysis.model_validate(record)
 
 
-@router.get(
-    "/api/v1/analyses/{public_id}",
-    response_model=Analysis,
-    responses={404: {"model": Problem}},
-    tags=["public"],
-)
+@public.get("/analyses/{public_id}", response_model=Analysis, responses={404: {"model": Problem}})
 def get_analysis(
     public_id: Annotated[str, Path(max_length=64, description="the handle the upload returned")],
     app_services: ServicesDep,
@@ -165,11 +156,10 @@ def get_analysis(
     return Analysis.model_validate(record)
 
 
-@router.get(
-    "/api/v1/admin/analyses/{analysis_id}",
+@admin.get(
+    "/admin/analyses/{analysis_id}",
     response_model=AdminAnalysis,
     responses={404: {"model": Problem}},
-    tags=["admin"],
 )
 def get_analysis_by_id(
     analysis_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
@@ -183,7 +173,7 @@ def get_analysis_by_id(
     return AdminAnalysis.model_validate(record)
 
 
-@router.delete("/api/v1/sessions", status_code=204, tags=["admin"])
+@admin.delete("/sessions", status_code=204)
 def log_out_everywhere(
     app_services: ServicesDep, _session: Annotated[AdminSession, Depends(admin_api_write)]
 ) -> Response:
@@ -193,14 +183,14 @@ def log_out_everywhere(
     return Response(status_code=204)
 
 
-@router.get("/api/v1/config", response_model=Tunables, tags=["admin"])
+@admin.get("/config", response_model=Tunables)
 def get_config(
     app_services: ServicesDep, _session: Annotated[AdminSession, Depends(admin_api)]
 ) -> Tunables:
     return read_tunables(app_services.engine, app_services.settings)
 
 
-@router.put("/api/v1/config", response_model=Tunables, tags=["admin"])
+@admin.put("/config", response_model=Tunables)
 def put_config(
     change: TunablesUpdate,
     app_services: ServicesDep,
@@ -208,3 +198,7 @@ def put_config(
 ) -> Tunables:
     """Change some tunables (only the fields given); needs the X-CSRF-Token header."""
     return update_tunables(app_services.engine, app_services.settings, change)
+
+
+for _part in (health_router, public, admin):
+    router.include_router(_part)

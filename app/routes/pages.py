@@ -27,7 +27,7 @@ from app.records import analysis_stats, recent_analyses
 from app.runtime_config import read_tunables
 from app.scoring import MAX_AGE, MIN_AGE
 from app.scoring.synthetic import SUBJECTS
-from app.services import AppServices, services
+from app.services import AppServices, ServicesDep
 from app.sessions import DEVICE_COOKIE, AdminSession, csrf_token_matches
 
 log = structlog.get_logger()
@@ -35,7 +35,6 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templa
 TEMPLATES.env.filters.update(FILTERS)
 
 router = APIRouter(include_in_schema=False)
-ServicesDep = Annotated[AppServices, Depends(services)]
 
 
 @router.get("/")

@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from app.migrate import migrate
 from app.scoring import MAX_AGE, MIN_AGE, ModelBundle, extract_features, upload_bundle
 from app.scoring.synthetic import generate_drawing
 from app.scoring.training import fit_bundle
@@ -19,6 +18,7 @@ from app.settings import AppSettings
 from opsd.aws import AwsClients
 from opsd.settings import load_settings
 from tests.app.helpers import ADMIN_PASSWORD, login
+from tests.conftest import migrated_template
 
 _APP_VARIABLES = tuple(name.upper() for name in AppSettings.model_fields)
 
@@ -45,11 +45,9 @@ def test_model() -> ModelBundle:
 
 
 @pytest.fixture(scope="session")
-def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def migrated_database() -> Path:
     """An empty database at the newest schema, migrated once and copied by each test."""
-    path = tmp_path_factory.mktemp("template") / "app.db"
-    migrate(load_settings(AppSettings, database_path=path), backup_command=None)
-    return path
+    return migrated_template()
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from moto.server import ThreadedMotoServer
 from app.migrate import BACKUP_COMMAND, MIGRATIONS_DIR, MigrationError, alembic_config, migrate
 from app.settings import AppSettings
 from opsd.database import alembic_revision
-from opsd.settings import load_settings
+from opsd.settings import Settings, load_settings
+from tests.conftest import create_app_database
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -47,6 +48,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_drawings_sha256", "drawings")
 '''
+
+
+@pytest.fixture
+def first_schema_db(settings: Settings) -> Path:
+    """An app database with 200 analyses at the first revision: every later one is pending."""
+    return create_app_database(settings.database_path, revision=ALL_REVISIONS[0])
 
 
 @pytest.fixture
@@ -106,35 +113,35 @@ def test_nothing_pending_means_no_backup(tmp_path: Path, app_db: Path) -> None:
 
 
 def test_a_pending_migration_runs_after_a_backup(
-    tmp_path: Path, app_db: Path, newer_migrations: Path
+    tmp_path: Path, first_schema_db: Path, newer_migrations: Path
 ) -> None:
     command, marker = recording_backup(tmp_path)
 
-    outcome = migrate(app_settings_for(app_db), command, migrations_dir=newer_migrations)
+    outcome = migrate(app_settings_for(first_schema_db), command, migrations_dir=newer_migrations)
 
     assert outcome.backed_up and outcome.applied == [*ALL_REVISIONS[1:], EXTRA]
     assert backups_taken(marker) == 1
-    assert revision(app_db) == EXTRA
-    with sqlite3.connect(app_db) as conn:
+    assert revision(first_schema_db) == EXTRA
+    with sqlite3.connect(first_schema_db) as conn:
         assert conn.execute("SELECT count(*) FROM analyses").fetchone()[0] == 200
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 
 
 def test_a_failed_backup_stops_the_migration_with_its_reason(
-    tmp_path: Path, app_db: Path, newer_migrations: Path
+    tmp_path: Path, first_schema_db: Path, newer_migrations: Path
 ) -> None:
     command, marker = recording_backup(tmp_path, exit_code=1)
-    before = app_db.read_bytes()
+    before = first_schema_db.read_bytes()
 
     with pytest.raises(MigrationError) as failure:
-        migrate(app_settings_for(app_db), command, migrations_dir=newer_migrations)
+        migrate(app_settings_for(first_schema_db), command, migrations_dir=newer_migrations)
 
     assert str(failure.value) == (
         "pre-migration backup failed (exit 1): backup: bucket unreachable; nothing migrated"
     )
     assert backups_taken(marker) == 1
-    assert revision(app_db) == "0001_initial"
-    assert app_db.read_bytes() == before
+    assert revision(first_schema_db) == "0001_initial"
+    assert first_schema_db.read_bytes() == before
 
 
 def test_the_migrate_command_reports_in_one_line_and_exits_1_when_the_backup_fails(
@@ -194,12 +201,12 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.mark.slow
 def test_the_real_backup_task_takes_a_pre_migration_backup_before_migrating(
     tmp_path: Path,
-    app_db: Path,
+    first_schema_db: Path,
     newer_migrations: Path,
     moto_endpoint: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in _cli_env(tmp_path, app_db, moto_endpoint).items():
+    for name, value in _cli_env(tmp_path, first_schema_db, moto_endpoint).items():
         monkeypatch.setenv(name, value)
     settings = load_settings(AppSettings)
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
@@ -212,7 +219,7 @@ def test_the_real_backup_task_takes_a_pre_migration_backup_before_migrating(
     assert len(objects) == 1 and objects[0]["Key"].startswith("backup-")
     metadata = s3.head_object(Bucket=settings.s3_bucket_backups, Key=objects[0]["Key"])
     assert metadata["Metadata"]["reason"] == "pre-migration"
-    assert revision(app_db) == EXTRA
+    assert revision(first_schema_db) == EXTRA
     backup_copy = tmp_path / "restored.db"
     backup_copy.write_bytes(
         s3.get_object(Bucket=settings.s3_bucket_backups, Key=objects[0]["Key"])["Body"].read()
@@ -221,17 +228,17 @@ def test_the_real_backup_task_takes_a_pre_migration_backup_before_migrating(
 
 
 def test_existing_analyses_get_distinct_unguessable_public_ids_and_keep_their_rows(
-    app_db: Path,
+    first_schema_db: Path,
 ) -> None:
-    with sqlite3.connect(app_db) as conn:
+    with sqlite3.connect(first_schema_db) as conn:
         cursor = conn.execute("SELECT * FROM analyses ORDER BY id")
         before = cursor.fetchall()
         columns = ", ".join(column[0] for column in cursor.description)
     assert before, "the fixture database has analyses"
 
-    migrate(app_settings_for(app_db), backup_command=None)
+    migrate(app_settings_for(first_schema_db), backup_command=None)
 
-    with sqlite3.connect(app_db) as conn:
+    with sqlite3.connect(first_schema_db) as conn:
         rows = conn.execute(f"SELECT {columns} FROM analyses ORDER BY id").fetchall()
         handles = [r[0] for r in conn.execute("SELECT public_id FROM analyses ORDER BY id")]
         indexes = conn.execute("PRAGMA index_list(analyses)").fetchall()
@@ -239,5 +246,5 @@ def test_existing_analyses_get_distinct_unguessable_public_ids_and_keep_their_ro
     assert len(set(handles)) == len(handles)
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", handle) for handle in handles)
     assert any(index[1] == "ix_analyses_public_id" and index[2] == 1 for index in indexes)
-    with sqlite3.connect(app_db) as conn, pytest.raises(sqlite3.IntegrityError):
+    with sqlite3.connect(first_schema_db) as conn, pytest.raises(sqlite3.IntegrityError):
         conn.execute("UPDATE analyses SET public_id = ? WHERE id = 2", (handles[0],))

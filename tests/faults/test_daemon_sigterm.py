@@ -1,7 +1,9 @@
 """SIGTERM to `opsd run` (local mode, no app) while each task is under way: the daemon stops
 within its 30 s grace, exits 0, and leaves the ops state consistent: every run that
 started is recorded as finished, the state database passes integrity_check, and no
-scratch file is left behind."""
+scratch file is left behind. The signal is sent only once the task is inside an AWS call,
+so it cannot miss the task; a task with a stop point after that call records that it was
+stopped."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,36 +30,54 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(300)]
 BIN = Path(sys.executable).parent
 TASKS = ("backup", "verify-backup", "lifecycle-check", "budget-poll", "publish-metrics")
 
-# Loaded into the daemon through PYTHONPATH: while the task named by SLOW_TASK runs, every
-# AWS call waits, so that the signal surely lands in the middle of that task.
+# Loaded into the daemon through PYTHONPATH: the daemon's run of SLOW_TASK (named by the
+# daemon's own run_task) takes 0.4 s longer in each AWS call its thread makes, and the first
+# such call creates IN_CALL_MARKER: the test signals once it sees that file.
 SLOW_ONE_TASK = """
 import os
-import sys
+import pathlib
+import threading
 import time
 
 import botocore.client
 
+import opsd.daemon
+
 _make_api_call = botocore.client.BaseClient._make_api_call
+_run_task = opsd.daemon.Daemon.run_task
 _slow_task = os.environ["SLOW_TASK"]
+_in_call = pathlib.Path(os.environ["IN_CALL_MARKER"])
+_running = threading.local()
 
 
-def _running_task():
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "execute" and "spec" in frame.f_locals:
-            return getattr(frame.f_locals["spec"], "name", None)
-        frame = frame.f_back
-    return None
+def _run_task_named(self, name, *args, **kwargs):
+    _running.task = name
+    try:
+        return _run_task(self, name, *args, **kwargs)
+    finally:
+        _running.task = None
 
 
 def _slow(self, operation_name, params):
-    if _running_task() == _slow_task:
+    if getattr(_running, "task", None) == _slow_task:
+        _in_call.touch()
         time.sleep(0.4)
     return _make_api_call(self, operation_name, params)
 
 
+opsd.daemon.Daemon.run_task = _run_task_named
 botocore.client.BaseClient._make_api_call = _slow
 """
+# What each task's run records when the signal lands in one of its AWS calls: the tasks that
+# check for a stop after that call stop; budget-poll and a lifecycle-check without --fix have
+# no stop point and finish their run (within the grace).
+RECORDED_AFTER_SIGNAL = {
+    "backup": ("failed", "stopped: shutdown requested"),
+    "verify-backup": ("failed", "stopped: shutdown requested"),
+    "lifecycle-check": ("ok", None),
+    "budget-poll": ("ok", None),
+    "publish-metrics": ("failed", "stopped: shutdown requested"),
+}
 
 
 class Daemon:
@@ -85,20 +107,20 @@ class Daemon:
                 if event.get("event") == "task started":
                     self.started.append(event["task"])
 
-    def wait_for_start_of(self, task: str, timeout: float = 120) -> None:
+    def wait_for(self, arrived: Callable[[], bool], what: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
-        while task not in self.started:
+        while not arrived():
             assert self.process.poll() is None, self.log_path.read_text()[-2000:]
-            assert time.monotonic() < deadline, f"{task} never started: {self.started}"
+            assert time.monotonic() < deadline, f"{what} never happened: {self.started}"
             time.sleep(0.05)
 
 
-def recorded_runs(state: Path) -> list[tuple[str, str, str]]:
+def recorded_runs(state: Path) -> list[tuple[str, str, str, str]]:
     conn = sqlite3.connect(state)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         return conn.execute(
-            "SELECT task, status, message FROM task_runs ORDER BY started_at"
+            "SELECT task, status, message, finished_at FROM task_runs ORDER BY started_at"
         ).fetchall()
     finally:
         conn.close()
@@ -122,12 +144,13 @@ def test_sigterm_during_a_task_stops_the_daemon_cleanly(
         PYTHONUNBUFFERED="1",
         PYTHONPATH=f"{hooks}{os.pathsep}{ROOT}",
         SLOW_TASK=task,
+        IN_CALL_MARKER=str(tmp_path / "in-call"),
     )
     daemon = Daemon(env, tmp_path / "opsd.log")
     try:
-        daemon.wait_for_start_of(task)
-        time.sleep(1.0)
-        signalled = time.monotonic()
+        daemon.wait_for(lambda: task in daemon.started, f"the start of {task}")
+        daemon.wait_for((tmp_path / "in-call").exists, f"an AWS call of {task}")
+        signalled, signalled_at = time.monotonic(), datetime.now(UTC)
         daemon.process.send_signal(signal.SIGTERM)
         code = daemon.process.wait(timeout=SHUTDOWN_GRACE_S + 15)
         stopped_in = time.monotonic() - signalled
@@ -141,10 +164,13 @@ def test_sigterm_during_a_task_stops_the_daemon_cleanly(
     assert code == 0, log[-2000:]
     assert stopped_in < SHUTDOWN_GRACE_S, f"stopped in {stopped_in:.1f} s"
     runs = recorded_runs(data / "ops-state.db")
-    assert [name for name, _, _ in runs] == daemon.started, (runs, daemon.started)
-    name, status, message = runs[-1]
+    assert [name for name, *_ in runs] == daemon.started, (runs, daemon.started)
+    name, status, message, finished_at = runs[-1]
     assert name == task
-    assert status == "ok" or message == "stopped: shutdown requested", runs[-1]
+    assert datetime.fromisoformat(finished_at) > signalled_at, "the run ended before the signal"
+    expected_status, expected_message = RECORDED_AFTER_SIGNAL[task]
+    assert status == expected_status, runs[-1]
+    assert expected_message is None or message == expected_message, runs[-1]
     assert scratch_leftovers(tmp_path / "scratch") == []
     record_figure(
         request.config,

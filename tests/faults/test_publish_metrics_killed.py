@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.conftest import create_app_database
+from tests.conftest import add_analysis, create_app_database
 from tests.faults.figures import record_figure
 from tests.faults.test_duplicate_delivery import start_together
 from tests.task_processes import BUCKET, ROOT, moto_endpoint, run_tasks_cli, task_env
@@ -46,9 +46,8 @@ def fill_analyses(path: Path, now: datetime) -> dict[str, int]:
             at = first + timedelta(minutes=minute, seconds=second)
             rows.append((at.isoformat(), int(rng.random() < 0.2), rng.uniform(20, 400)))
     conn = sqlite3.connect(path)
-    conn.executemany(
-        "INSERT INTO analyses (created_at, is_anomaly, processing_time_ms) VALUES (?, ?, ?)", rows
-    )
+    for created_at, is_anomaly, ms in rows:
+        add_analysis(conn, created_at, is_anomaly=is_anomaly, processing_time_ms=ms)
     conn.commit()
     conn.close()
     return {

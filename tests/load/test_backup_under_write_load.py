@@ -8,6 +8,7 @@ committed before it started and after it ended, and no write fails.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from opsd.database import connect
-from tests.conftest import create_app_database
+from tests.conftest import add_analysis, create_app_database
 from tests.faults.figures import record_figure
 from tests.task_processes import (
     BUCKET,
@@ -74,21 +75,11 @@ class Writer:
         finally:
             conn.close()
 
-    def _insert(self, conn: object) -> None:
+    def _insert(self, conn: sqlite3.Connection) -> None:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        with conn:  # type: ignore[attr-defined]
-            drawing = conn.execute(  # type: ignore[attr-defined]
-                "INSERT INTO drawings (filename, content_type, size_bytes, sha256, age_years, "
-                "subject, storage_key, created_at) VALUES ('load.png', 'image/png', 1000, "
-                "'0', 7, 'house', 'drawings/load.png', ?)",
-                (stamp,),
-            ).lastrowid
-            conn.execute(  # type: ignore[attr-defined]
-                "INSERT INTO analyses (drawing_id, created_at, model_version, age_group, "
-                "anomaly_score, threshold, is_anomaly, normalised_score, processing_time_ms) "
-                "VALUES (?, ?, 'v1', '5-7', 0.5, 0.9, 0, 50, 100)",
-                (drawing, stamp),
-            )
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            add_analysis(conn, stamp)
 
     def finish(self) -> None:
         self.stop.set()

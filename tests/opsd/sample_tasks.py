@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import threading
+import time
 
 from opsd.results import Status, TaskError, TaskResult, UsageError
 from opsd.runner import TaskContext
 
 DESCRIPTION = "A task for tests."
 calls: list[str] = []
+timeline: list[str] = []  # "<task> started" / "<task> finished", in the order they happened
+pause_s: dict[str, float] = {}  # how long a run of a task takes: overlapping runs would show
 release = threading.Event()
 
 
@@ -23,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
+    timeline.append(f"{ctx.task} started")
+    time.sleep(pause_s.get(ctx.task, 0.0))
     calls.append(args.behave)
     if args.behave == "fail":
         raise TaskError("upload backup-2026-11-24-06-00.db: AccessDenied")
@@ -37,6 +42,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     if args.behave == "stubborn":  # ignores check_stop: only SIGTERM (or the test) ends it
         release.wait(60)
     status = {"skip": Status.SKIPPED, "violation": Status.VIOLATION}.get(args.behave, Status.OK)
+    timeline.append(f"{ctx.task} finished")
     return TaskResult(
         ctx.task,
         status,

@@ -1,5 +1,6 @@
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -18,10 +19,19 @@ REGISTRY = {
 }
 
 
+def wait_until(condition: Callable[[], object], what: str, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def daemon(settings: Settings, aws: AwsClients):  # type: ignore[no-untyped-def]
     sample_tasks.release.clear()
     sample_tasks.calls.clear()
+    sample_tasks.timeline.clear()
+    sample_tasks.pause_s.clear()
     made = Daemon(settings, REGISTRY, aws)
     yield made
     sample_tasks.release.set()
@@ -38,11 +48,19 @@ def test_every_scheduled_task_gets_one_job(daemon: Daemon) -> None:
 
 
 def test_initial_runs_happen_in_order_at_start(daemon: Daemon, settings: Settings) -> None:
-    daemon.start(initial_runs=["sample", "nightly"])
-    deadline = time.monotonic() + 10
-    while len(sample_tasks.calls) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    rows = {row["task"]: row for row in status_rows(settings, REGISTRY)}
+    def recorded() -> dict[str, dict[str, object]]:
+        return {row["task"]: row for row in status_rows(settings, REGISTRY)}
+
+    sample_tasks.pause_s["nightly"] = 0.3
+    daemon.start(initial_runs=["nightly", "sample"])  # not the registry's order
+    wait_until(lambda: recorded()["sample"]["status"], "the second initial run recorded")
+    assert sample_tasks.timeline == [  # in the order given, one after the other
+        "nightly started",
+        "nightly finished",
+        "sample started",
+        "sample finished",
+    ]
+    rows = recorded()
     assert rows["sample"]["status"] == "ok" and rows["nightly"]["status"] == "ok"
     assert rows["manual"]["last_run"] is None and rows["manual"]["next_run"] is None
 
@@ -50,8 +68,7 @@ def test_initial_runs_happen_in_order_at_start(daemon: Daemon, settings: Setting
 def test_a_second_delivery_while_running_is_skipped(daemon: Daemon) -> None:
     first = threading.Thread(target=daemon.run_task, args=("sample", ["--behave", "slow"]))
     first.start()
-    while not sample_tasks.calls:
-        time.sleep(0.01)
+    wait_until(lambda: sample_tasks.calls, "the run started")
     assert daemon.run_task("sample") is None
     sample_tasks.release.set()
     first.join(5)
@@ -62,8 +79,7 @@ def test_shutdown_stops_a_cooperative_task_within_the_grace(daemon: Daemon) -> N
     daemon.start()
     worker = threading.Thread(target=daemon.run_task, args=("sample", ["--behave", "slow"]))
     worker.start()
-    while not sample_tasks.calls:
-        time.sleep(0.01)
+    wait_until(lambda: sample_tasks.calls, "the run started")
     began = time.monotonic()
     assert daemon.shutdown(grace_s=10) is True
     assert time.monotonic() - began < 5
@@ -73,8 +89,7 @@ def test_shutdown_stops_a_cooperative_task_within_the_grace(daemon: Daemon) -> N
 def test_shutdown_reports_a_task_that_outlives_the_grace(daemon: Daemon) -> None:
     worker = threading.Thread(target=daemon.run_task, args=("sample", ["--behave", "stubborn"]))
     worker.start()
-    while not sample_tasks.calls:
-        time.sleep(0.01)
+    wait_until(lambda: sample_tasks.calls, "the run started")
     assert daemon.shutdown(grace_s=0.3) is False
     worker.join(10)
 

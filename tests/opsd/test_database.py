@@ -10,6 +10,7 @@ from opsd.database import (
     integrity_errors,
     table_row_counts,
 )
+from tests.conftest import app_schema_head
 
 
 def test_read_write_connection_uses_rollback_journal(tmp_path: Path) -> None:
@@ -50,8 +51,14 @@ def test_a_file_that_is_not_sqlite_is_named(tmp_path: Path) -> None:
 def test_integrity_counts_and_revision_of_a_sound_database(app_db: Path) -> None:
     conn = connect(app_db, readonly=True)
     assert integrity_errors(conn) == []
-    assert table_row_counts(conn) == {"alembic_version": 1, "analyses": 200, "drawings": 200}
-    assert alembic_revision(conn) == "0001_initial"
+    assert table_row_counts(conn) == {
+        "admin_sessions": 0,
+        "alembic_version": 1,
+        "analyses": 200,
+        "app_config": 0,
+        "drawings": 200,
+    }
+    assert alembic_revision(conn) == app_schema_head()
 
 
 def test_integrity_check_reports_corruption(app_db: Path) -> None:

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tasks import s3_upload
 from tasks.backup_store import BackupStore
 from tasks.checksums import FileDigests
 from tasks.s3_upload import FileSlice
+from tests.conftest import app_schema_head
 from tests.tasks.backup_helpers import (
     add_bulk,
     bucket_keys,
@@ -62,12 +64,15 @@ def test_backup_uploads_a_verified_encrypted_object_with_metadata(
     assert meta["sha256"] == hashlib.sha256(body).hexdigest() == result.details["sha256"]
     assert int(meta["size"]) == len(body)
     assert json.loads(meta["row-counts"]) == {
+        "admin_sessions": 0,
         "alembic_version": 1,
         "analyses": 200,
+        "app_config": 0,
         "drawings": 200,
     }
-    assert meta["alembic-revision"] == "0001_initial"
-    assert meta["user-version"] == "1"
+    assert meta["alembic-revision"] == app_schema_head()
+    with closing(sqlite3.connect(app_db)) as conn:
+        assert meta["user-version"] == str(conn.execute("PRAGMA user_version").fetchone()[0])
     assert meta["reason"] == "manual"
     assert int(meta["page-count"]) * int(meta["page-size"]) == len(body)
     assert body[:16] == b"SQLite format 3\x00"

@@ -14,6 +14,7 @@ from typing import Any
 from opsd.results import Status
 from opsd.settings import Settings
 from tasks.snapshot import read_database_facts
+from tests.conftest import add_analysis
 from tests.tasks.backup_helpers import bucket_keys, plant_backup, run_task, scratch_files
 
 
@@ -101,7 +102,7 @@ def test_restore_list_and_drill_flag_an_empty_backup_already_in_the_bucket(
 def _wal_database(path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal"
-    conn.execute("INSERT INTO analyses (created_at) VALUES ('2026-11-24T00:00:00+00:00')")
+    add_analysis(conn, "2026-11-24T00:00:00+00:00")
     conn.commit()
     conn.close()
 

@@ -26,7 +26,7 @@ from tasks.backup_store import key_time
 from tasks.publish_cursor import IN_FLIGHT_KEY
 from tasks.publish_metrics import WATERMARK_KEY, publish_metrics
 from tasks.registry import TASKS
-from tests.conftest import create_app_database
+from tests.conftest import add_analysis, create_app_database
 from tests.tasks.backup_helpers import plant_backup
 
 NOW = datetime(2026, 11, 24, 6, 5, 30, tzinfo=UTC)
@@ -36,12 +36,10 @@ def _stamp(moment: datetime) -> str:
     return moment.isoformat()
 
 
-def add_analyses(path: Path, rows: list[tuple[datetime, int, float | None]]) -> None:
+def add_analyses(path: Path, rows: list[tuple[datetime, int, float]]) -> None:
     conn = sqlite3.connect(path)
-    conn.executemany(
-        "INSERT INTO analyses (created_at, is_anomaly, processing_time_ms) VALUES (?, ?, ?)",
-        [(_stamp(at), anomaly, ms) for at, anomaly, ms in rows],
-    )
+    for at, anomaly, ms in rows:
+        add_analysis(conn, _stamp(at), is_anomaly=anomaly, processing_time_ms=ms)
     conn.commit()
     conn.close()
 

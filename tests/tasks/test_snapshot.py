@@ -11,7 +11,7 @@ import tasks.snapshot as snapshot_module
 from opsd.results import TaskError
 from tasks.scratch_files import remove_quietly
 from tasks.snapshot import CopyObserver, snapshot_database
-from tests.conftest import create_app_database
+from tests.conftest import add_analysis, create_app_database
 
 
 def _rows(path: Path) -> int:
@@ -31,10 +31,7 @@ def _insert(path: Path, busy_timeout_s: float) -> None:
 
 
 def _insert_with(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        "INSERT INTO analyses (drawing_id, created_at, anomaly_score) "
-        "VALUES (1, '2026-11-25T00:00:00+00:00', 0.5)"
-    )
+    add_analysis(conn, "2026-11-25T00:00:00+00:00")
     conn.commit()
 
 

@@ -48,7 +48,7 @@ def test_drill_of_a_good_backup_passes_and_is_recorded(
     result = run_task(ctx)
     assert result.status is Status.OK, result.message
     assert result.details["key"] == backed_up
-    assert "restores exactly" in result.message and "401 rows in 3 tables" in result.message
+    assert "restores exactly" in result.message and "401 rows in 5 tables" in result.message
     drill = ctx.state.latest_drills()[backed_up]
     assert drill.passed and drill.run_id == ctx.run_id
     assert _metric_sum(ctx, "RestoreDrillSucceeded") == 1
@@ -101,7 +101,15 @@ def test_row_counts_that_differ_from_the_metadata_fail_the_drill(
     make_ctx: Any, backed_up: str, settings: Settings
 ) -> None:
     ctx = make_ctx("verify-backup")
-    counts = json.dumps({"alembic_version": 1, "analyses": 250, "drawings": 200})
+    counts = json.dumps(
+        {
+            "admin_sessions": 0,
+            "alembic_version": 1,
+            "analyses": 250,
+            "app_config": 0,
+            "drawings": 200,
+        }
+    )
     _replace_object(
         ctx.clients("s3"), settings.s3_bucket_backups, backed_up, **{"row-counts": counts}
     )
