@@ -49,6 +49,10 @@ _HIGH_LOW: dict[str, tuple[str, str]] = {
     "stroke_thickness": ("much thicker strokes than usual", "much thinner strokes than usual"),
     "fill_share": ("large filled-in areas", "almost no filled-in areas"),
     "edge_density_log": ("a very busy, detailed page", "very few strokes"),
+    "edge_axis_share": (
+        "mostly straight horizontal and vertical strokes",
+        "mostly slanting strokes",
+    ),
     "ink_saturation": ("much more colour than usual", "almost no colour"),
     "ink_colourful_share": ("much more colour than usual", "almost no colour"),
     "palette_size": ("more colours than usual", "fewer colours than usual"),
@@ -72,8 +76,8 @@ def describe(feature: str, higher: bool) -> str:
         return _HIGH_LOW[feature][0 if higher else 1]
     if feature.startswith("ink_grid_"):
         return "the ink sits in an unusual part of the page"
-    if feature.startswith("edge_orient_"):
-        return "the strokes run in unusual directions"
+    if feature.startswith("shape_"):
+        return "the drawing has an unusual shape"
     if feature.startswith("hue_share_"):
         hue = HUE_NAMES[int(feature.rsplit("_", 1)[1])]
         return f"much more {hue} than usual" if higher else f"less {hue} than usual"

@@ -8,7 +8,12 @@ describe what was drawn, as shares and masses that do not depend on the resoluti
 
 - how much ink: mass, coverage, share of dark ink, share of mid tones;
 - where it sits: centre, spread, extent, its share in each cell of a grid over the page;
-- strokes: thickness, how much of the ink is filled areas, edge density, directions;
+- strokes: thickness, how much of the ink is filled areas, edge density, and how much of the
+  edges run along the page's axes rather than diagonally (one number; not a histogram of
+  directions nor their dominant direction, which a row of parallel grass blades or a hatched
+  fill decides on its own and which says nothing about whether a child drew the page);
+- shape: the ink in a coarse grid over the box the drawing occupies (what the drawing looks
+  like, whatever its size and position on the page);
 - colours: saturation, colourful share, hues, number of colours used;
 - a few descriptors of the page itself (brightness, colour, evenness, noise), which are
   ordinary for any real paper or photo and only extreme for a dark, coloured, noisy or
@@ -25,9 +30,9 @@ from PIL import Image
 
 from app.scoring.page import Page, estimate_page
 
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 GRID = 4
-ORIENTATION_BINS = 4  # 0, 45, 90 and 135 degrees: bin centres on the axes
+SHAPE_GRID = 5  # ink shares over the drawing's own box
 HUE_BINS = 6
 
 COVERAGE_INK = 0.3
@@ -44,11 +49,12 @@ def _feature_names() -> tuple[str, ...]:
     names += ["ink_cx", "ink_cy", "ink_sx", "ink_sy", "ink_extent_w", "ink_extent_h"]
     names += [f"ink_grid_{r}_{c}" for r in range(GRID) for c in range(GRID)]
     names += ["stroke_thickness", "fill_share", "edge_density_log"]
-    names += [f"edge_orient_{i}" for i in range(ORIENTATION_BINS)]
+    names += ["edge_axis_share"]
     names += ["ink_saturation", "ink_colourful_share", "palette_size"]
     names += [f"hue_share_{i}" for i in range(HUE_BINS)]
     names += ["paper_brightness", "paper_saturation", "paper_unevenness", "paper_colour_spread"]
     names += ["page_noise"]
+    names += [f"shape_{r}_{c}" for r in range(SHAPE_GRID) for c in range(SHAPE_GRID)]
     return tuple(names)
 
 
@@ -109,6 +115,12 @@ def _gradients(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
+def _doubled_angle(gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's edge direction as (cos 2θ, sin 2θ) weighted by the edge's strength: a
+    line and the same line drawn the other way round point the same way."""
+    return gx * gx - gy * gy, 2.0 * gx * gy
+
+
 def _strokes(page: Page) -> list[float]:
     ink, smooth = page.ink, page.smooth_ink
     size = float(np.sqrt(ink.size))
@@ -121,24 +133,55 @@ def _strokes(page: Page) -> list[float]:
     thickness_log = float(np.log1p(thickness) / np.log1p(size / 4))
     inked = page.interior_share
     edge_density = _log_fraction(edge_mass / ink.size / 0.5)
-    strong = magnitude > 0.02
-    angle = np.mod(np.arctan2(gy[strong], gx[strong]), np.pi) / np.pi * ORIENTATION_BINS
-    weight = magnitude[strong]
-    # Shared linearly between the two nearest bin centres: a small rotation moves a little
-    # mass to the neighbouring bin instead of flipping it across a bin edge.
-    lower = np.floor(angle).astype(np.int64)
-    frac = angle - lower
-    bins = ORIENTATION_BINS
-    hist = np.bincount(lower % bins, weights=weight * (1 - frac), minlength=bins)
-    hist += np.bincount((lower + 1) % bins, weights=weight * frac, minlength=bins)
-    total = float(hist.sum())
-    hist = hist / total if total > 1e-9 else np.full(ORIENTATION_BINS, 1.0 / ORIENTATION_BINS)
-    return [
-        min(thickness_log, 1.5),
-        inked,
-        edge_density,
-        *(float(v) for v in np.sqrt(hist)),
-    ]
+    # 1 when every edge runs along the page's axes (houses, cars), 0 when every edge runs
+    # diagonally, 0.5 for no preference (circles, scribbles).
+    cos2, sin2 = _doubled_angle(gx, gy)
+    if edge_mass > 1e-9:
+        cos4 = (cos2 * cos2 - sin2 * sin2) / np.maximum(magnitude * magnitude, 1e-12)
+        axis_share = float(0.5 + 0.5 * (cos4 * magnitude).sum() / edge_mass)
+    else:
+        axis_share = 0.5
+    return [min(thickness_log, 1.5), inked, edge_density, axis_share]
+
+
+def _drawing_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Rows [top, bottom) and columns [left, right) holding 96 % of the ink, or None."""
+    total = float(ink.sum())
+    if total <= 1e-6:
+        return None
+    cols, rows = ink.sum(axis=0) / total, ink.sum(axis=1) / total
+    height, width = ink.shape
+    left, right = _mass_quantiles(cols, 0.02, 0.98)
+    top, bottom = _mass_quantiles(rows, 0.02, 0.98)
+    t, b = round(top * height), max(round(bottom * height), round(top * height) + 1)
+    lo, r = round(left * width), max(round(right * width), round(left * width) + 1)
+    return t, min(b, height), lo, min(r, width)
+
+
+def _cell_sums(values: np.ndarray, cells: int) -> np.ndarray:
+    rows = np.linspace(0, values.shape[0], cells + 1).astype(int)
+    cols = np.linspace(0, values.shape[1], cells + 1).astype(int)
+    rows, cols = np.maximum.accumulate(rows), np.maximum.accumulate(cols)
+    out = np.zeros((cells, cells))
+    for i in range(cells):
+        for j in range(cells):
+            out[i, j] = values[rows[i] : max(rows[i + 1], rows[i] + 1),
+                               cols[j] : max(cols[j + 1], cols[j] + 1)].sum()  # fmt: skip
+    return out
+
+
+def _shape(page: Page) -> list[float]:
+    """What the drawing looks like within its own box: the ink's share in each cell of a
+    SHAPE_GRID grid over it (square roots, like the page grid)."""
+    box = _drawing_box(page.ink)
+    if box is None:
+        return [1.0 / SHAPE_GRID] * SHAPE_GRID**2
+    top, bottom, left, right = box
+    ink = page.ink[top:bottom, left:right]
+    total = float(ink.sum())
+    if total <= 1e-6:
+        return [1.0 / SHAPE_GRID] * SHAPE_GRID**2
+    return [float(v) for v in np.sqrt(_cell_sums(ink, SHAPE_GRID).ravel() / total)]
 
 
 def _colours(page: Page) -> list[float]:
@@ -188,6 +231,7 @@ def extract_features(image: Image.Image) -> np.ndarray:
         page.paper_colour_spread,
         page.noise,
     ]
+    feats += _shape(page)
     vector = np.asarray(feats, dtype=np.float32)
     if vector.shape != (FEATURE_COUNT,):  # pragma: no cover - a programming error
         raise AssertionError(f"feature vector has {vector.size} values, not {FEATURE_COUNT}")

@@ -1,17 +1,20 @@
-"""Per-age-group anomaly models: PCA reconstruction error, with NumPy only.
+"""Per-age-group anomaly models: a shrunk Gaussian (optionally PCA), with NumPy only.
 
 Each age group has its own model, fitted on the feature vectors of normal drawings:
 
 - features are standardised with the training mean and spread;
-- an SVD of the standardised training matrix gives the principal components; the model keeps
-  the fewest components that explain ``explained_variance`` of the variance;
-- a drawing's anomaly score is its reconstruction error (the squared distance from the
-  principal subspace, relative to the training average) plus its distance *within* the
-  subspace (Hotelling's T², relative to the number of components), averaged; on the training
-  data both terms average 1, so scores sit around 1. The second term catches drawings that
-  lie along a principal direction but beyond the training range (a blank or ink-saturated
-  page is "like a normal drawing, only much more so"), which reconstruction error alone
-  cannot see;
+- their covariance is shrunk towards a multiple of the identity (Ledoit–Wolf: the amount
+  follows from the data). With a hundred drawings and as many features the sample
+  covariance has directions of almost no variance; a drawing that differs along one of them
+  (a row of parallel grass blades when the reference drawings' strokes run every way) would
+  otherwise score as if it were impossible;
+- the eigenvectors of the shrunk covariance are the principal components; by default all of
+  them are kept (``explained_variance`` 1: the Mahalanobis distance), else the fewest that
+  explain that share of the variance;
+- a drawing's anomaly score averages, over the feature dimensions, its distance *within* the
+  kept subspace (Hotelling's T² per component) and its reconstruction error (the squared
+  distance from the subspace, relative to the training average) for the dimensions left
+  out; on the training data both average 1, so scores sit around 1;
 - plus how far any feature lies outside the range seen in training (the sum of squared
   excesses, in standard deviations; 0 inside the range). A single extreme feature, such as
   the ink coverage of an empty page, is otherwise diluted among dozens of ordinary ones;
@@ -34,7 +37,7 @@ MAX_AGE = 18
 DEFAULT_PERCENTILE = 95.0
 MIN_PERCENTILE = 50.0
 MAX_PERCENTILE = 99.9
-DEFAULT_EXPLAINED_VARIANCE = 0.7
+DEFAULT_EXPLAINED_VARIANCE = 1.0
 MIN_TRAINING_IMAGES = 20
 CROSS_VALIDATION_FOLDS = 5
 SCALE_FLOOR = 0.03  # features are on a ~0..1 scale; a constant feature gets this spread
@@ -121,10 +124,11 @@ class GroupModel:
         residual = z - projected @ self.components
         spe = np.einsum("ij,ij->i", residual, residual) / self.residual_mean
         t2 = np.einsum("ij,ij->i", projected, projected / self.variances) / self.component_count
+        kept = self.component_count / z.shape[1]
         outside = np.maximum(self.lower - matrix, 0.0) + np.maximum(matrix - self.upper, 0.0)
         outside /= self.scale
         out_of_range = np.einsum("ij,ij->i", outside, outside)
-        return 0.5 * (spe + t2) + out_of_range
+        return kept * t2 + (1.0 - kept) * spe + out_of_range
 
     def contributions(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each feature's share of the score of one (d,) vector (they sum to the score), and
@@ -135,8 +139,9 @@ class GroupModel:
         residual = z - projected @ self.components
         spe = residual * residual / self.residual_mean
         t2 = z * (self.components.T @ (projected / self.variances)) / self.component_count
+        kept = self.component_count / z.size
         outside = (np.maximum(self.lower - x, 0.0) + np.maximum(x - self.upper, 0.0)) / self.scale
-        return 0.5 * (spe + t2) + outside * outside, z
+        return kept * t2 + (1.0 - kept) * spe + outside * outside, z
 
     def threshold(self, percentile: float = DEFAULT_PERCENTILE) -> float:
         return float(np.percentile(self.reference_scores, check_percentile(percentile)))
@@ -147,17 +152,35 @@ class GroupModel:
         return 100.0 * float(below) / float(self.reference_scores.size)
 
 
+def shrunk_covariance(z: np.ndarray) -> np.ndarray:
+    """The Ledoit–Wolf estimate of the covariance of an (n, d) centred matrix: the sample
+    covariance shrunk towards ``mu * I`` by the amount that minimises the expected error."""
+    count, dims = z.shape
+    sample = z.T @ z / count
+    mu = float(np.trace(sample)) / dims
+    squared = z * z
+    beta = float((squared.T @ squared).sum()) / count - float((sample * sample).sum())
+    beta /= dims * count
+    delta = float(((sample - mu * np.eye(dims)) ** 2).sum()) / dims
+    shrinkage = 0.0 if delta <= 0 else min(beta, delta) / delta
+    return (1.0 - shrinkage) * sample + shrinkage * mu * np.eye(dims)
+
+
 def _fit_pca(matrix: np.ndarray, explained_variance: float) -> GroupModel:
-    """The PCA parameters of an (n, d) matrix, without reference scores yet."""
+    """The model parameters of an (n, d) matrix, without reference scores yet."""
     count = matrix.shape[0]
     mean = matrix.mean(axis=0)
     scale = np.maximum(matrix.std(axis=0), SCALE_FLOOR)
     z = (matrix - mean) / scale
-    _, singular, vt = np.linalg.svd(z, full_matrices=False)
-    variances = singular**2 / max(count - 1, 1)
+    eigenvalues, eigenvectors = np.linalg.eigh(shrunk_covariance(z) * count / max(count - 1, 1))
+    order = np.argsort(eigenvalues)[::-1]
+    variances, vt = eigenvalues[order], eigenvectors[:, order].T
     ratio = np.cumsum(variances) / max(float(variances.sum()), 1e-12)
-    keep = int(np.searchsorted(ratio, explained_variance) + 1)
-    keep = max(1, min(keep, count - 2, vt.shape[0] - 1))
+    if explained_variance >= 1.0:
+        keep = vt.shape[0]
+    else:
+        keep = int(np.searchsorted(ratio, explained_variance) + 1)
+        keep = max(1, min(keep, vt.shape[0] - 1))
     components = vt[:keep]
     projected = z @ components.T
     residual = z - projected @ components
@@ -189,8 +212,8 @@ def fit_group(
     matrix = np.asarray(features, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] < minimum:
         raise ValueError(f"need at least {minimum} drawings to fit, got {matrix.shape[0]}")
-    if not 0.0 < explained_variance < 1.0:
-        raise ValueError(f"explained variance {explained_variance} is outside (0, 1)")
+    if not 0.0 < explained_variance <= 1.0:
+        raise ValueError(f"explained variance {explained_variance} is outside (0, 1]")
     model = _fit_pca(matrix, explained_variance)
     if folds < 2:
         reference = model.raw_scores(matrix)

@@ -12,7 +12,10 @@ Steps, on a ``WORK_SIZE`` square copy of the upload (JPEGs are decoded at reduce
 4. ruled or squared lines: within vertical (horizontal) strips, a faint value that most of a
    row (column) shares is a printed line, not a stroke, and is subtracted;
 5. noise: ink below a floor is paper (sensor noise, JPEG ringing, paper grain); the floor is
-   ``INK_FLOOR``, raised on a noisy page to 3.5 standard deviations of its noise.
+   ``INK_FLOOR``, raised on a noisy page to 3.5 standard deviations of its noise. The noise
+   is measured where the page is paper: after the printed lines are removed, in the quieter
+   blocks (``NOISE_QUANTILE``), so that strokes, crayon texture or squared paper are not
+   mistaken for noise.
 
 What the page itself looked like is kept as a handful of numbers (brightness, saturation,
 evenness, colour spread, noise) for the features.
@@ -40,6 +43,7 @@ RIDGE_REACH = 3
 MAX_EDGE_RUN = 0.15
 INK_FLOOR = 0.1
 MAX_INK_FLOOR = 0.3
+NOISE_QUANTILE = 20  # percentile of the blocks' noise: the paper between the strokes
 COLOUR_STEP = 3
 REDUCIBLE_MODES = ("RGB", "RGBA", "L", "LA")
 
@@ -207,17 +211,19 @@ def _edge_runs(dark: np.ndarray) -> np.ndarray:
     return border
 
 
-def _noise(luminance: np.ndarray) -> float:
-    """The median absolute Laplacian: about 3 sigma of Gaussian pixel noise."""
-    centre = luminance[1:-1, 1:-1]
-    laplacian = (
-        4.0 * centre
-        - luminance[:-2, 1:-1]
-        - luminance[2:, 1:-1]
-        - luminance[1:-1, :-2]
-        - luminance[1:-1, 2:]
+def _noise(ink: np.ndarray) -> float:
+    """The median absolute Laplacian of the quieter blocks of an ink map (the paper between
+    the strokes): about 3 sigma of Gaussian pixel noise."""
+    centre = ink[1:-1, 1:-1]
+    laplacian = np.abs(
+        4.0 * centre - ink[:-2, 1:-1] - ink[2:, 1:-1] - ink[1:-1, :-2] - ink[1:-1, 2:]
     )
-    return float(np.median(np.abs(laplacian)))
+    rows, cols = laplacian.shape[0] // BLOCK, laplacian.shape[1] // BLOCK
+    if rows == 0 or cols == 0:
+        return float(np.median(laplacian))
+    blocks = laplacian[: rows * BLOCK, : cols * BLOCK].reshape(rows, BLOCK, cols, BLOCK)
+    per_block = np.median(blocks.transpose(0, 2, 1, 3).reshape(rows, cols, -1), axis=2)
+    return float(np.percentile(per_block, NOISE_QUANTILE))
 
 
 def _smooth(ink: np.ndarray, radius: float) -> np.ndarray:
@@ -246,12 +252,13 @@ def estimate_page(image: Image.Image) -> Page:
     lifted = _paper_surface(background)
     paper = _upsample(lifted, height, width)
     reflectance = np.clip(rgb / np.maximum(paper, 0.03), 0.0, 1.0)
-    noise = _noise(reflectance.mean(axis=2))
     raw_ink = 1.0 - reflectance.min(axis=2)
     raw_ink[_edge_runs(reflectance.mean(axis=2) < BORDER_DARKNESS)] = 0.0
+    cleaned = _remove_lines(raw_ink)
+    noise = _noise(cleaned)
     # Below the floor is paper: at least INK_FLOOR, higher on a noisy page (3.5 sigma).
     floor = min(max(INK_FLOOR, 3.5 * noise / 3.0), MAX_INK_FLOOR)
-    ink = np.clip((_remove_lines(raw_ink) - floor) / (1.0 - floor), 0.0, 1.0)
+    ink = np.clip((cleaned - floor) / (1.0 - floor), 0.0, 1.0)
 
     luminance = lifted.mean(axis=2)
     top_channel = lifted.max(axis=2)

@@ -300,9 +300,12 @@ def draw_grass(canvas: Canvas, palette: Sequence[Colour], detail: float) -> None
     green = (50, 160, 60)
     y = canvas.rng.uniform(0.85, 0.92)
     canvas.line([(0.02, y), (0.35, y + 0.01), (0.65, y - 0.01), (0.98, y)], green)
-    if canvas.rng.random() < detail:
-        for x in np.arange(0.04, 0.98, canvas.rng.uniform(0.03, 0.06)):
-            canvas.line([(x, y), (x + 0.01, y - 0.03)], green, 0.6)
+    if canvas.rng.random() < 0.3 + 0.6 * detail:
+        # Blades leaning either way or upright, short or long, sparse or dense: often the
+        # most strokes on the page, all running one way.
+        lean, height = canvas.rng.uniform(-0.025, 0.025), canvas.rng.uniform(0.02, 0.07)
+        for x in np.arange(0.04, 0.98, canvas.rng.uniform(0.012, 0.05)):
+            canvas.line([(x, y), (x + lean, y - height)], green, 0.6)
 
 
 def draw_car(canvas: Canvas, palette: Sequence[Colour], at: Point, detail: float, fill: float):

@@ -5,6 +5,7 @@ several papers and as a simulated phone photo. Nothing here comes from app.scori
 from __future__ import annotations
 
 import io
+import itertools
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -53,6 +54,50 @@ def _house(draw: ImageDraw.ImageDraw, s: float, width: int, colour: bool) -> Non
 def _tree(draw: ImageDraw.ImageDraw, s: float, width: int) -> None:
     draw.line((0.85 * s, 0.78 * s, 0.85 * s, 0.6 * s), fill=(110, 70, 40), width=width * 2)
     draw.ellipse((0.78 * s, 0.42 * s, 0.92 * s, 0.6 * s), outline=(40, 140, 50), width=width)
+
+
+def _hand_line(
+    draw: ImageDraw.ImageDraw,
+    points: list[tuple[float, float]],
+    rng: np.random.Generator,
+    width: int,
+    colour: tuple[int, int, int] = BLACK,
+) -> None:
+    """A line through ``points`` with a hand's small wobble (about 1.5 px every 8 px)."""
+    path = []
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        steps = max(2, int(np.hypot(x1 - x0, y1 - y0) / 8))
+        for t in np.linspace(0.0, 1.0, steps):
+            jitter = rng.normal(0.0, 1.5, size=2)
+            path.append((x0 + (x1 - x0) * t + jitter[0], y0 + (y1 - y0) * t + jitter[1]))
+    draw.line(path, fill=colour, width=width, joint="curve")
+
+
+def _ring(cx: float, cy: float, r: float) -> list[tuple[float, float]]:
+    return [(cx + r * np.cos(a), cy + r * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 30)]
+
+
+def stick_figure_with_grass(side: int = 800, width: int = 3, seed: int = 1) -> Image.Image:
+    """A hand-drawn-looking stick figure on pure-white paper: thin black wobbly lines, a sun
+    with rays, and a row of short diagonal grass strokes along the bottom (issue 13: it was
+    flagged at ages 10 and 15 because "the strokes run in unusual directions")."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (side, side), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    s = float(side)
+    _hand_line(draw, _ring(0.45 * s, 0.35 * s, 0.06 * s), rng, width)
+    _hand_line(draw, [(0.45 * s, 0.41 * s), (0.45 * s, 0.62 * s)], rng, width)
+    _hand_line(draw, [(0.35 * s, 0.47 * s), (0.55 * s, 0.47 * s)], rng, width)
+    _hand_line(draw, [(0.45 * s, 0.62 * s), (0.38 * s, 0.78 * s)], rng, width)
+    _hand_line(draw, [(0.45 * s, 0.62 * s), (0.52 * s, 0.78 * s)], rng, width)
+    cx, cy, r = 0.82 * s, 0.15 * s, 0.06 * s
+    _hand_line(draw, _ring(cx, cy, r), rng, width)
+    for a in np.linspace(0, 2 * np.pi, 9)[:-1]:
+        ray = [(cx + k * r * np.cos(a), cy + k * r * np.sin(a)) for k in (1.3, 1.9)]
+        _hand_line(draw, ray, rng, width)
+    for x in np.arange(0.05 * s, 0.95 * s, 0.025 * s):
+        _hand_line(draw, [(x, 0.88 * s), (x + 0.015 * s, 0.83 * s)], rng, width)
+    return image
 
 
 def drawing(kind: str, side: int = 600, paper: str = "white", thick: bool = False) -> Image.Image:

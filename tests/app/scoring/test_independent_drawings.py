@@ -29,3 +29,20 @@ def test_a_phone_photo_of_a_simple_drawing_is_typical(kind: str) -> None:
     features = extract_features(photo)
     flagged = [age for age in (3, 6, 10, 15) if bundle.score(features, age).is_anomaly]
     assert not flagged, f"a photo of {kind} flagged at ages {flagged}"
+
+
+@pytest.mark.parametrize("width", [2, 3, 4])
+def test_a_hand_drawn_stick_figure_with_a_row_of_grass_is_typical_at_every_age(
+    width: int,
+) -> None:
+    """Thin wobbly black lines, a sun and a row of short parallel grass strokes on pure-white
+    paper: the strokes' directions are those of any such drawing, not a reason to flag it."""
+    bundle = load_packaged_bundle()
+    features = extract_features(drawn_by_hand.stick_figure_with_grass(800, width))
+    scores = {age: bundle.score(features, age) for age in range(2, 19)}
+    flagged = {
+        age: [reason.text for reason in score.reasons]
+        for age, score in scores.items()
+        if score.is_anomaly
+    }
+    assert not flagged, f"flagged at ages {flagged}"

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from app.scoring.features import FEATURE_COUNT, FEATURE_NAMES, extract_features
 from app.scoring.synthetic import generate_drawing
@@ -118,3 +118,32 @@ def test_a_1024_png_is_decoded_and_featurised_quickly() -> None:
             extract_features(image)
         timings.append(time.perf_counter() - start)
     assert min(timings) < 0.15  # measured ~20 ms; generous for slow CI machines
+
+
+def _jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def _squared_paper(side: int) -> Image.Image:
+    image = Image.new("RGB", (side, side), (252, 252, 252))
+    draw = ImageDraw.Draw(image)
+    for at in range(7, side, 16):
+        draw.line((at, 0, at, side), fill=(170, 195, 225), width=1)
+        draw.line((0, at, side, at), fill=(170, 195, 225), width=1)
+    return image
+
+
+def test_page_noise_is_measured_on_the_paper_not_on_its_printed_lines() -> None:
+    """A noisy page stays noisy after downscaling and JPEG at quality 60; squared paper (a
+    printed grid, sharp and high in contrast at the pixel scale) is not noise."""
+    noise = FEATURE_NAMES.index("page_noise")
+    rng = np.random.default_rng(8)
+    pixels = 250 + rng.normal(0.0, 60.0, size=(600, 600, 3))
+    noisy = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).resize((450, 450))
+    squared = _squared_paper(600)
+    noisy_value = extract_features(_jpeg(noisy, 60))[noise]
+    squared_values = [extract_features(image)[noise] for image in (squared, _jpeg(squared, 60))]
+    assert max(squared_values) < 0.1, squared_values
+    assert noisy_value > 3 * max(max(squared_values), 0.05), (noisy_value, squared_values)

@@ -12,6 +12,7 @@ from app.scoring.model import (
     ModelBundle,
     age_group_for,
     fit_group,
+    shrunk_covariance,
 )
 from app.scoring.store import load_packaged_bundle
 from app.scoring.synthetic import ANOMALY_KINDS, generate_drawing
@@ -139,3 +140,19 @@ def test_fitting_needs_enough_drawings() -> None:
 def test_a_wrong_length_feature_vector_is_refused(packaged: ModelBundle) -> None:
     with pytest.raises(ValueError, match="model expects"):
         packaged.score(np.zeros(FEATURE_COUNT - 1, dtype=np.float32), 9)
+
+
+def test_the_covariance_is_shrunk_so_fewer_drawings_than_features_still_fit() -> None:
+    """With fewer drawings than features the sample covariance is singular; the shrunk one is
+    positive definite, keeps the sample's trace, and lies between it and a multiple of I."""
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(30, 60))
+    z -= z.mean(axis=0)
+    shrunk = shrunk_covariance(z)
+    sample = z.T @ z / z.shape[0]
+    assert np.linalg.eigvalsh(sample).min() < 1e-9
+    assert np.linalg.eigvalsh(shrunk).min() > 0.05
+    assert np.trace(shrunk) == pytest.approx(np.trace(sample))
+    model = fit_group(z, folds=1)
+    assert model.component_count == 60
+    assert np.all(np.isfinite(model.raw_scores(rng.normal(size=(5, 60)))))
