@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from opsd.database import connect, table_row_counts
-from tasks.checksums import path_digests
-from tasks.snapshot import quick_check_errors
+from tasks.backups.checksums import path_digests
+from tasks.backups.snapshot import quick_check_errors
 
 _CHUNK = 4 << 20
 

@@ -74,7 +74,7 @@ def fewest_calls(database: Path, start: str, end: str, now: datetime) -> tuple[i
 
     from opsd.database import connect
     from opsd.metrics import Datum, PayloadSizer, _split, fewest_possible_calls, to_metric_data
-    from tasks.analysis_minutes import minutes_between
+    from tasks.metrics.analysis_minutes import minutes_between
 
     model = botocore.session.get_session().get_service_model("cloudwatch")
     sizer = PayloadSizer(model, "DrawingAnalysis")

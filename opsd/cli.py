@@ -232,7 +232,7 @@ def initial_runs(settings: Settings, clients: AwsClients) -> list[str]:
 
 def backup_exists(settings: Settings, clients: AwsClients) -> bool:
     """Whether the store holds a backup we took (a planted or stray object is not one)."""
-    from tasks.backup_store import BackupStore
+    from tasks.backups.store import BackupStore
 
     try:
         newest, _ = BackupStore.for_settings(settings, clients("s3")).newest(utcnow())

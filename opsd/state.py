@@ -50,12 +50,12 @@ TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...]]] = {
         "run_id",
     ),
     "kv": (dict(key=str, value=str, updated_at=str), "key"),
-    # One SNS alert per threshold per budget period (tasks/budget_alerts.py).
+    # One SNS alert per threshold per budget period (tasks/costs/alerts.py).
     "budget_alerts": (
         dict(budget=str, period=str, threshold=str, run_id=str, claimed_at=str, message_id=str),
         ("budget", "period", "threshold"),
     ),
-    # At most one Cost Explorer request a day (tasks/cost_breakdown.py).
+    # At most one Cost Explorer request a day (tasks/costs/breakdown.py).
     "cost_explorer_requests": (dict(day=str, run_id=str, requested_at=str, answer=str), "day"),
     "restore_drills": (
         dict(key=str, drilled_at=str, run_id=str, passed=int, message=str),

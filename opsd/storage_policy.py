@@ -66,7 +66,7 @@ def bucket_rules(kind: str) -> tuple[str, ...]:
 
 
 def backup_key_prefix(settings: Settings) -> str:
-    """BACKUP_PREFIX as backup keys use it: '' or 'folder/' (as tasks/backup_store.py)."""
+    """BACKUP_PREFIX as backup keys use it: '' or 'folder/' (as tasks/backups/store.py)."""
     prefix = settings.backup_prefix.strip("/")
     return f"{prefix}/" if prefix else ""
 

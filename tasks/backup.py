@@ -13,14 +13,12 @@ from typing import Any, NoReturn
 from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
-from tasks.app_database import refuse_unless_sqlite
-from tasks.backup_content import check_snapshot, check_source_file
-from tasks.backup_objects import REASONS, BackupMetadata
-from tasks.backup_store import BackupStore
-from tasks.checksums import CopyDigests, FileDigests
-from tasks.s3_upload import ObjectExists
-from tasks.scratch_files import remove_abandoned, remove_quietly
-from tasks.snapshot import (
+from tasks.backups.app_database import refuse_unless_sqlite
+from tasks.backups.checksums import CopyDigests, FileDigests
+from tasks.backups.content import check_snapshot, check_source_file
+from tasks.backups.objects import REASONS, BackupMetadata
+from tasks.backups.scratch_files import remove_abandoned, remove_quietly
+from tasks.backups.snapshot import (
     SNAPSHOT_PREFIX,
     BackgroundIntegrityCheck,
     DatabaseFacts,
@@ -28,6 +26,8 @@ from tasks.snapshot import (
     read_database_facts,
     snapshot_database,
 )
+from tasks.backups.store import BackupStore
+from tasks.backups.upload import ObjectExists
 
 DESCRIPTION = (
     "Take a consistent snapshot of the app database (DATABASE_PATH), check its integrity and "

@@ -13,8 +13,8 @@ from opsd.aws import describe_aws_error
 from opsd.metrics import Datum, MetricsError
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
-from tasks import budget_alerts as alerts
-from tasks.cost_breakdown import daily_breakdown
+from tasks.costs import alerts as alerts
+from tasks.costs.breakdown import daily_breakdown
 
 DESCRIPTION = (
     "Read the monthly budget (BUDGET_NAME): actual and forecast spend as a percentage of the "

@@ -13,7 +13,7 @@ from opsd.formatting import text_table
 from opsd.metrics import Datum, MetricsError
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
-from tasks.storage_compliance import (
+from tasks.storage.compliance import (
     CANNOT_CHECK,
     OK,
     VIOLATION,

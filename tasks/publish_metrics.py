@@ -25,7 +25,14 @@ from opsd.metrics import Datum, MetricsError, split_datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from opsd.state import Lease, LeaseHolder
-from tasks.analysis_minutes import (
+from tasks.backups.app_database import (
+    READ_ERRORS,
+    ReadConnection,
+    database_size_bytes,
+    open_app_database,
+)
+from tasks.backups.store import BackupStore
+from tasks.metrics.analysis_minutes import (
     MinuteTotals,
     first_minute_with_analyses,
     last_closed_minute_end,
@@ -33,10 +40,7 @@ from tasks.analysis_minutes import (
     minutes_between,
     parse_minute,
 )
-from tasks.app_database import READ_ERRORS, ReadConnection, database_size_bytes, open_app_database
-from tasks.backup_store import BackupStore
-from tasks.cloudwatch_readback import newest_published_minute, samples_in_minute
-from tasks.publish_cursor import (
+from tasks.metrics.cursor import (
     WATERMARK_KEY,
     Cursor,
     InFlight,
@@ -44,6 +48,7 @@ from tasks.publish_cursor import (
     PublishState,
     parse_cursor,
 )
+from tasks.metrics.readback import newest_published_minute, samples_in_minute
 
 __all__ = ["WATERMARK_KEY", "publish_metrics"]
 

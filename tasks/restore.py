@@ -14,18 +14,18 @@ from typing import Any
 from opsd.formatting import human_size, text_table
 from opsd.results import Status, TaskError, TaskResult, UsageError
 from opsd.runner import TaskContext
-from tasks.app_database import refuse_unless_sqlite
-from tasks.backup_checks import check_download
-from tasks.backup_objects import BackupMetadata
-from tasks.backup_store import BackupObject, BackupStore
-from tasks.backup_trust import CheckedBackup, describe_suspects
-from tasks.download import progress_on_terminal, sync_file
-from tasks.journal_mode import ensure_rollback_journal
-from tasks.restore_selection import parse_timestamp, select_backup
-from tasks.restore_swap import place_verified_file, pre_restore_path
-from tasks.restore_target import RestoreTarget, resolve_target
-from tasks.scratch_files import remove_quietly
-from tasks.service_control import EcsService, service_stopped
+from tasks.backups.app_database import refuse_unless_sqlite
+from tasks.backups.checks import check_download
+from tasks.backups.download import progress_on_terminal, sync_file
+from tasks.backups.journal_mode import ensure_rollback_journal
+from tasks.backups.objects import BackupMetadata
+from tasks.backups.scratch_files import remove_quietly
+from tasks.backups.selection import parse_timestamp, select_backup
+from tasks.backups.service_control import EcsService, service_stopped
+from tasks.backups.store import BackupObject, BackupStore
+from tasks.backups.swap import place_verified_file, pre_restore_path
+from tasks.backups.target import RestoreTarget, resolve_target
+from tasks.backups.trust import CheckedBackup, describe_suspects
 
 DESCRIPTION = (
     "List backups (--list) or restore one: --latest (default), --at TIMESTAMP or --key KEY, "

@@ -12,14 +12,14 @@ from typing import Any
 from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
-from tasks.app_database import refuse_unless_sqlite
-from tasks.backup_checks import check_download
-from tasks.backup_objects import BackupMetadata
-from tasks.backup_store import NAMED_LIKE, BackupObject, BackupStore, key_time
-from tasks.backup_trust import CheckedBackup, describe_suspects
-from tasks.download import ScratchWriteError
-from tasks.journal_mode import ensure_rollback_journal
-from tasks.scratch_files import remove_quietly
+from tasks.backups.app_database import refuse_unless_sqlite
+from tasks.backups.checks import check_download
+from tasks.backups.download import ScratchWriteError
+from tasks.backups.journal_mode import ensure_rollback_journal
+from tasks.backups.objects import BackupMetadata
+from tasks.backups.scratch_files import remove_quietly
+from tasks.backups.store import NAMED_LIKE, BackupObject, BackupStore, key_time
+from tasks.backups.trust import CheckedBackup, describe_suspects
 
 DESCRIPTION = (
     "Restore drill: download the newest backup (or --key) to scratch and prove it restores: "

@@ -22,7 +22,7 @@ from opsd.aws import AwsClients
 from opsd.results import Status
 from opsd.runner import TaskContext
 from opsd.settings import Settings, load_settings
-from tasks.backup_store import BackupStore
+from tasks.backups.store import BackupStore
 from tests.tasks.backup_helpers import run_task
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,7 +22,7 @@ from opsd import aws
 
 
 def _measure(path: str) -> None:
-    from tasks import publish_cursor
+    from tasks.metrics import cursor as publish_cursor
 
     move = publish_cursor.PublishState.move
 

@@ -56,7 +56,7 @@ def test_a_drill_on_a_full_scratch_disk_is_not_run_and_the_backup_not_failed(
             else:
                 real_fdopen = os.fdopen
                 monkeypatch.setattr(
-                    "tasks.download.os.fdopen",
+                    "tasks.backups.download.os.fdopen",
                     lambda fd, mode: FillingFile(real_fdopen(fd, mode), DISK_BYTES),
                 )
                 settings = settings_for(

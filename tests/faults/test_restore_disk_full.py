@@ -106,7 +106,7 @@ def test_a_restore_that_fills_the_disk_leaves_the_live_database_untouched(
             else:
                 real_fdopen = os.fdopen
                 monkeypatch.setattr(
-                    "tasks.download.os.fdopen",
+                    "tasks.backups.download.os.fdopen",
                     lambda fd, mode: FillingFile(real_fdopen(fd, mode), DISK_BYTES),
                 )
                 settings = settings_for(endpoint, database_path=live)

@@ -13,7 +13,7 @@ from app.settings import AppSettings
 from opsd import storage_policy as policy
 from opsd.aws import AwsClients
 from opsd.settings import Settings
-from tasks.storage_compliance import VIOLATION, check_everything, fix
+from tasks.storage.compliance import VIOLATION, check_everything, fix
 from tests.app.conftest import (  # noqa: F401 (fixtures)
     _no_app_settings_from_the_developer,
     app_settings,

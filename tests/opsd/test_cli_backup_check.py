@@ -10,7 +10,7 @@ from opsd.aws import AwsClients
 from opsd.cli import backup_exists
 from opsd.settings import Settings, load_settings
 from opsd.state import utcnow
-from tasks.backup_store import BackupStore
+from tasks.backups.store import BackupStore
 from tests.tasks.backup_helpers import plant_backup
 
 

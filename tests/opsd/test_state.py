@@ -14,7 +14,7 @@ import pytest
 from opsd import state as state_module
 from opsd.results import Status, TaskResult
 from opsd.state import LEASE_TTL, STALE_CLAIM, OpsState, StateError
-from tasks.publish_cursor import IN_FLIGHT_KEY, SENT_KEY, WATERMARK_KEY, Cursor, PublishState
+from tasks.metrics.cursor import IN_FLIGHT_KEY, SENT_KEY, WATERMARK_KEY, Cursor, PublishState
 
 NOW = datetime(2026, 11, 24, 6, 5, 30, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from opsd.results import TaskResult
 from opsd.runner import TaskContext, execute
-from tasks.backup_objects import BackupMetadata
+from tasks.backups.objects import BackupMetadata
 from tasks.registry import TASKS
 
 BACKUP_DEFAULTS: dict[str, Any] = {"reason": "scheduled", "dry_run": False, "allow_empty": False}

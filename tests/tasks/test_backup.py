@@ -18,15 +18,15 @@ import pytest
 from awscrt import checksums
 from botocore.exceptions import EndpointConnectionError
 
-import tasks.snapshot as snapshot_module
+import tasks.backups.snapshot as snapshot_module
 from opsd.clock import utcnow
 from opsd.results import Status, TaskError
 from opsd.settings import Settings
 from tasks import backup as backup_task
-from tasks import s3_upload
-from tasks.backup_store import BackupStore
-from tasks.checksums import FileDigests
-from tasks.s3_upload import FileSlice
+from tasks.backups import upload as s3_upload
+from tasks.backups.checksums import FileDigests
+from tasks.backups.store import BackupStore
+from tasks.backups.upload import FileSlice
 from tests.conftest import app_schema_head
 from tests.tasks.backup_helpers import (
     add_bulk,
@@ -378,7 +378,7 @@ def test_integrity_failure_found_during_the_upload_aborts_it(
     make_ctx: Any, app_db: Path, settings: Settings, s3: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        "tasks.snapshot.quick_check_errors",
+        "tasks.backups.snapshot.quick_check_errors",
         lambda conn: ["*** in database main ***\nrow 3 missing from index analyses_by_time"],
     )
     result = run_task(make_ctx("backup"))

@@ -13,7 +13,7 @@ from typing import Any
 
 from opsd.results import Status
 from opsd.settings import Settings
-from tasks.snapshot import read_database_facts
+from tasks.backups.snapshot import read_database_facts
 from tests.conftest import add_analysis
 from tests.tasks.backup_helpers import bucket_keys, plant_backup, run_task, scratch_files
 

@@ -9,10 +9,10 @@ import pytest
 from awscrt.checksums import crc64nvme
 
 from opsd.results import TaskError, UsageError
-from tasks.backup_objects import BackupMetadata
-from tasks.backup_store import BackupObject
-from tasks.checksums import file_digests, part_size_for
-from tasks.restore_selection import parse_timestamp, select_backup
+from tasks.backups.checksums import file_digests, part_size_for
+from tasks.backups.objects import BackupMetadata
+from tasks.backups.selection import parse_timestamp, select_backup
+from tasks.backups.store import BackupObject
 
 METADATA = BackupMetadata(
     sha256="ab" * 32,

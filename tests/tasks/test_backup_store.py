@@ -1,4 +1,4 @@
-"""The backup store (tasks/backup_store.py) against moto: key codec, list, head, newest,
+"""The backup store (tasks/backups/store.py) against moto: key codec, list, head, newest,
 put_once and download."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from opsd.aws import AwsClients
 from opsd.results import TaskError
 from opsd.settings import Settings, load_settings
-from tasks.backup_store import BackupStore, key_time, normalise_prefix
-from tasks.checksums import path_digests
-from tasks.s3_upload import ObjectExists
+from tasks.backups.checksums import path_digests
+from tasks.backups.store import BackupStore, key_time, normalise_prefix
+from tasks.backups.upload import ObjectExists
 from tests.tasks.backup_helpers import plant_backup
 from tests.tasks.s3_faults import on_operation
 

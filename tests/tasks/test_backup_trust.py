@@ -11,7 +11,7 @@ from typing import Any
 from opsd.results import Status
 from opsd.settings import Settings
 from opsd.state import utcnow
-from tasks.backup_store import BackupStore, key_time
+from tasks.backups.store import BackupStore, key_time
 from tests.tasks.backup_helpers import plant_backup, run_task
 
 

@@ -13,9 +13,9 @@ from opsd.aws import AwsClients
 from opsd.results import Status, TaskError
 from opsd.runner import TaskContext
 from opsd.settings import Settings
-from tasks.budget_alerts import days_left, percent_text
 from tasks.budget_poll import poll_budget
-from tasks.cost_breakdown import cost_window
+from tasks.costs.alerts import days_left, percent_text
+from tasks.costs.breakdown import cost_window
 
 MID_MONTH = datetime(2026, 11, 24, 6, 15, tzinfo=UTC)
 CE_RESULTS_URL = "http://motoapi.amazonaws.com/moto-api/static/ce/cost-and-usage-results"

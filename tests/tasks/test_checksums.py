@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from awscrt.checksums import crc64nvme
 
-import tasks.checksums as checksums
-from tasks.checksums import CopyDigests, path_digests
+import tasks.backups.checksums as checksums
+from tasks.backups.checksums import CopyDigests, path_digests
 
 PART = 5 << 20
 CHUNK = 1 << 20

@@ -8,7 +8,7 @@ import boto3
 from botocore.stub import ANY, Stubber
 
 from opsd.settings import Settings
-from tasks.cloudwatch_readback import samples_in_minute
+from tasks.metrics.readback import samples_in_minute
 
 MINUTE = datetime(2026, 11, 24, 6, 1, tzinfo=UTC)
 

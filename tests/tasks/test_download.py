@@ -2,8 +2,8 @@ from pathlib import Path
 
 from opsd.aws import AwsClients
 from opsd.settings import Settings
-from tasks.download import DOWNLOAD_PREFIX, download_object
-from tasks.scratch_files import remove_quietly, scratch_file
+from tasks.backups.download import DOWNLOAD_PREFIX, download_object
+from tasks.backups.scratch_files import remove_quietly, scratch_file
 from tests.tasks.test_scratch_files import scratch_file_of_a_killed_run
 
 

@@ -11,7 +11,7 @@ from opsd.aws import AwsClients
 from opsd.results import Status
 from opsd.settings import Settings
 from tasks import lifecycle_check
-from tasks.storage_compliance import CANNOT_CHECK, OK, VIOLATION
+from tasks.storage.compliance import CANNOT_CHECK, OK, VIOLATION
 
 UNRELATED_RULE = {
     "ID": "someone-elses-tmp-cleanup",

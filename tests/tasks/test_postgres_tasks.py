@@ -55,7 +55,7 @@ def test_sqlite_only_tasks_refuse_postgresql_in_one_line(
 
 def test_the_tasks_read_postgresql_without_sqlalchemy() -> None:
     probe = (
-        "import sys, tasks.publish_metrics, tasks.app_database; "
+        "import sys, tasks.publish_metrics, tasks.backups.app_database; "
         "sys.exit('sqlalchemy' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", probe], cwd=ROOT, check=False).returncode == 0

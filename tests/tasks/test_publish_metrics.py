@@ -22,8 +22,8 @@ from opsd.metrics import MAX_PAYLOAD_BYTES, Datum, MetricsPublisher, PayloadSize
 from opsd.results import Status, TaskError
 from opsd.runner import TaskContext, execute
 from opsd.settings import Settings
-from tasks.backup_store import key_time
-from tasks.publish_cursor import IN_FLIGHT_KEY
+from tasks.backups.store import key_time
+from tasks.metrics.cursor import IN_FLIGHT_KEY
 from tasks.publish_metrics import WATERMARK_KEY, publish_metrics
 from tasks.registry import TASKS
 from tests.conftest import add_analysis, create_app_database

@@ -13,8 +13,8 @@ import pytest
 
 from opsd.results import Status
 from opsd.settings import Settings
-from tasks.backup_store import key_time
-from tasks.download import ProgressLine
+from tasks.backups.download import ProgressLine
+from tasks.backups.store import key_time
 from tests.tasks.backup_helpers import run_task
 
 KEYS = ("backup-2026-11-20-00-00.db", "backup-2026-11-20-06-00.db", "backup-2026-11-20-12-00.db")
@@ -240,7 +240,7 @@ def test_full_disk_removes_the_temporary_file_and_keeps_the_database(
             self._handle.close()
 
     monkeypatch.setattr(
-        "tasks.download.os.fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode))
+        "tasks.backups.download.os.fdopen", lambda fd, mode: FullDisk(real_fdopen(fd, mode))
     )
     before = app_db.read_bytes()
     result = run_task(make_ctx("restore"), yes=True)
@@ -256,7 +256,7 @@ def test_read_only_file_system_keeps_the_database(
     def read_only(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr("tasks.download.scratch_file", read_only)
+    monkeypatch.setattr("tasks.backups.download.scratch_file", read_only)
     before = app_db.read_bytes()
     result = run_task(make_ctx("restore"), yes=True)
     assert result.exit_code == 1 and "Read-only file system" in result.message

@@ -10,9 +10,9 @@ from typing import Any
 
 from opsd.results import Status
 from opsd.settings import Settings
-from tasks.download import DOWNLOAD_PREFIX
-from tasks.scratch_files import OWNER_MARK, remove_abandoned, remove_quietly, scratch_file
-from tasks.snapshot import SNAPSHOT_PREFIX
+from tasks.backups.download import DOWNLOAD_PREFIX
+from tasks.backups.scratch_files import OWNER_MARK, remove_abandoned, remove_quietly, scratch_file
+from tasks.backups.snapshot import SNAPSHOT_PREFIX
 from tests.tasks.backup_helpers import run_task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,8 @@ UNRELATED = (
 def scratch_file_of_a_killed_run(directory: Path, prefix: str, suffix: str) -> Path:
     """A scratch file made by another process that ended without removing it."""
     code = (
-        "import sys; from pathlib import Path; from tasks.scratch_files import scratch_file; "
+        "import sys; from pathlib import Path; "
+        "from tasks.backups.scratch_files import scratch_file; "
         "print(scratch_file(Path(sys.argv[1]), sys.argv[2], sys.argv[3]))"
     )
     done = subprocess.run(

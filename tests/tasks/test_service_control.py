@@ -10,7 +10,7 @@ from botocore.stub import Stubber
 
 from opsd.results import Status, TaskError
 from opsd.settings import Settings
-from tasks.service_control import EcsService, service_stopped
+from tasks.backups.service_control import EcsService, service_stopped
 from tests.tasks.backup_helpers import run_task
 
 CLUSTER, SERVICE = "cluster", "app"

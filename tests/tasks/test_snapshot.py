@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import tasks.snapshot as snapshot_module
+import tasks.backups.snapshot as snapshot_module
 from opsd.results import TaskError
-from tasks.scratch_files import remove_quietly
-from tasks.snapshot import CopyObserver, snapshot_database
+from tasks.backups.scratch_files import remove_quietly
+from tasks.backups.snapshot import CopyObserver, snapshot_database
 from tests.conftest import add_analysis, create_app_database
 
 
@@ -256,7 +256,7 @@ def test_available_memory_is_capped_by_this_processs_own_nested_cgroup(
 
 
 def _mmap_size_seen_by(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
-    """PRAGMA mmap_size of the connection `tasks.snapshot.<name>` is called with."""
+    """PRAGMA mmap_size of the connection `tasks.backups.snapshot.<name>` is called with."""
     seen: list[int] = []
     real = getattr(snapshot_module, name)
 

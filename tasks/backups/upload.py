@@ -2,7 +2,7 @@
 disk, each read whole past the page cache where it can be (part_body).
 
 boto3's managed transfer refuses IfNoneMatch, so parts go up one by one, each with the
-checksum computed from the snapshot when it was taken (tasks.checksums), which S3 verifies
+checksum computed from the snapshot when it was taken (tasks.backups.checksums), which S3 verifies
 before it accepts the part; the object only comes into being at
 `complete_multipart_upload(IfNoneMatch="*")`, which also carries the whole file's checksum
 where the algorithm allows (FULL_OBJECT). On any failure, SIGTERM included, the multipart
@@ -25,7 +25,7 @@ import structlog
 
 from opsd.aws import describe_aws_error, error_code
 from opsd.results import TaskError
-from tasks.checksums import FileDigests, aligned_buffer, uncached_fd
+from tasks.backups.checksums import FileDigests, aligned_buffer, uncached_fd
 
 PRECONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict")
 CONTENT_TYPE = "application/vnd.sqlite3"
@@ -89,7 +89,7 @@ def part_body(path: Path, offset: int, length: int) -> Iterator[bytes | FileSlic
     is small enough to hold in memory and the file system allows it; else a FileSlice
     streamed through the cache. A snapshot larger than the task's memory is no longer in
     the page cache when it goes up, and reading it back through the cache would make each
-    page evict another first (tasks.checksums.uncached_fd)."""
+    page evict another first (tasks.backups.checksums.uncached_fd)."""
     fd = uncached_fd(path) if length <= IN_MEMORY_PART_BYTES else None
     if fd is None:
         with FileSlice(path, offset, length) as body:

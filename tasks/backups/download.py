@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from opsd.aws import describe_aws_error
 from opsd.results import TaskError
-from tasks.scratch_files import remove_abandoned, remove_quietly, scratch_file
+from tasks.backups.scratch_files import remove_abandoned, remove_quietly, scratch_file
 
 CHUNK = 1 << 20
 DOWNLOAD_PREFIX = "download-"

@@ -14,7 +14,7 @@ from typing import Any
 
 from opsd.metric_catalog import ENVIRONMENT
 from opsd.settings import Settings
-from tasks.analysis_minutes import minute_text, parse_minute
+from tasks.metrics.analysis_minutes import minute_text, parse_minute
 
 MINUTE = timedelta(minutes=1)
 

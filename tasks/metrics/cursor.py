@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from opsd.state import OpsState
-from tasks.analysis_minutes import parse_minute
+from tasks.metrics.analysis_minutes import parse_minute
 
 WATERMARK_KEY = "publish-metrics.watermark"
 IN_FLIGHT_KEY = "publish-metrics.in-flight"

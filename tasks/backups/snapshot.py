@@ -21,7 +21,7 @@ from opsd.database import (
     table_row_counts,
 )
 from opsd.results import TaskError
-from tasks.scratch_files import remove_quietly, scratch_file
+from tasks.backups.scratch_files import remove_quietly, scratch_file
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def integrity_summary(errors: Sequence[str], shown: int = 2) -> str:
 
 
 class CopyObserver(Protocol):
-    """Told how the copy of a rollback-journal database advances (tasks.checksums.CopyDigests)."""
+    """Told how the copy of a rollback-journal database advances (checksums.CopyDigests)."""
 
     def copy_started(self, path: Path, size: int) -> None: ...
 

@@ -248,7 +248,7 @@ def file_sha256(path: Path) -> str:
 
 
 class CopyDigests:
-    """The FileDigests of a file hashed while it is being copied (tasks.snapshot calls the
+    """The FileDigests of a file hashed while it is being copied (tasks.backups.snapshot calls the
     copy_* methods): the hashing reads only bytes already written, at a lower priority
     while the copy runs, so that the copy, which holds the database's read lock, keeps its
     core and the app's writers wait no longer; what is left once the copy is whole is

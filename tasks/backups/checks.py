@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from opsd.database import DatabaseError, connect, integrity_errors
-from tasks.backup_objects import BackupMetadata
-from tasks.checksums import file_sha256
-from tasks.snapshot import DatabaseFacts, integrity_summary, read_database_facts
+from tasks.backups.checksums import file_sha256
+from tasks.backups.objects import BackupMetadata
+from tasks.backups.snapshot import DatabaseFacts, integrity_summary, read_database_facts
 
 
 def check_bytes(size: int, sha256: str, metadata: BackupMetadata) -> list[str]:
@@ -86,7 +86,7 @@ def _compare(facts: DatabaseFacts, metadata: BackupMetadata) -> list[str]:
 
 def _opens_like_the_app(path: Path) -> list[str]:
     """The app's own opening (the shared helper) and a foreign key check. A copy in WAL
-    mode is switched to rollback-journal mode afterwards (tasks.journal_mode)."""
+    mode is switched to rollback-journal mode afterwards (tasks.backups.journal_mode)."""
     try:
         conn = connect(path, readonly=True)
     except DatabaseError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from opsd.results import TaskError, UsageError
-from tasks.backup_store import BackupObject
+from tasks.backups.store import BackupObject
 
 SHOWN_NEAREST = 3
 

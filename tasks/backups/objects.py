@@ -1,5 +1,5 @@
 """What each backup object carries about itself in S3 user metadata (ARCHITECTURE §4, contract);
-its key and the requests about it are tasks.backup_store's."""
+its key and the requests about it are tasks.backups.store's."""
 
 from __future__ import annotations
 

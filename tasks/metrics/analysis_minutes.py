@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from opsd.metrics import Datum
-from tasks.app_database import ReadConnection
+from tasks.backups.app_database import ReadConnection
 
 MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
 

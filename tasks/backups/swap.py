@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 from opsd.results import TaskError
-from tasks.restore_target import kind_of
+from tasks.backups.target import kind_of
 
 # SQLite's companions of a database file; a stale one beside a new file would corrupt it.
 JOURNAL_SUFFIXES = ("-journal", "-wal")

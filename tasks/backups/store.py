@@ -14,10 +14,10 @@ from typing import Any
 from opsd.aws import describe_aws_error, error_code
 from opsd.results import TaskError
 from opsd.settings import Settings
-from tasks.backup_trust import CheckedBackup, judge_backup, listing_suspicion
-from tasks.checksums import FileDigests
-from tasks.download import download_object
-from tasks.s3_upload import upload_once
+from tasks.backups.checksums import FileDigests
+from tasks.backups.download import download_object
+from tasks.backups.trust import CheckedBackup, judge_backup, listing_suspicion
+from tasks.backups.upload import upload_once
 
 KEY_TIME_FORMAT = "%Y-%m-%d-%H-%M"
 NAMED_LIKE = "backup-YYYY-MM-DD-HH-MM.db"
@@ -146,10 +146,10 @@ class BackupStore:
         self, key: str, path: Path, digests: FileDigests, metadata: dict[str, str], **options: Any
     ) -> None:
         """Write `path` to `key` unless the key exists (raises s3_upload.ObjectExists);
-        `options` as tasks.s3_upload.upload_once takes them."""
+        `options` as tasks.backups.upload.upload_once takes them."""
         upload_once(self.s3, self.bucket, key, path, digests, metadata, **options)
 
     def download(self, key: str, directory: Path, **options: Any) -> Path:
         """Stream the object into a new temporary file in `directory` and return its path
-        (tasks.download.download_object: progress, check_stop, durable)."""
+        (tasks.backups.download.download_object: progress, check_stop, durable)."""
         return download_object(self.s3, self.bucket, key, directory, **options)

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from opsd.results import TaskError
-from tasks.backup_content import metadata_problem
-from tasks.backup_objects import BackupMetadata
+from tasks.backups.content import metadata_problem
+from tasks.backups.objects import BackupMetadata
 
 if TYPE_CHECKING:
-    from tasks.backup_store import BackupObject
+    from tasks.backups.store import BackupObject
 
 # S3 refuses requests signed with a clock further off than this (RequestTimeTooSkewed), so
 # no host that could upload a backup names it further into the future.

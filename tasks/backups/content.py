@@ -15,8 +15,8 @@ from pathlib import Path
 
 from opsd.database import SQLITE_HEADER, in_rollback_journal_mode
 from opsd.results import TaskError
-from tasks.backup_objects import BackupMetadata
-from tasks.snapshot import DatabaseFacts
+from tasks.backups.objects import BackupMetadata
+from tasks.backups.snapshot import DatabaseFacts
 
 _HEADER_BYTES = 100
 ALLOW_EMPTY_HINT = "add --allow-empty to back it up on purpose"
