@@ -71,10 +71,14 @@ def in_rollback_journal_mode(header: bytes) -> bool:
     return header[18:20] == b"\x01\x01"
 
 
-def integrity_errors(conn: sqlite3.Connection, limit: int = 5) -> list[str]:
-    """Problems `PRAGMA integrity_check` reports; empty when the database is sound."""
+def integrity_errors(
+    conn: sqlite3.Connection, limit: int = 5, pragma: str = "integrity_check"
+) -> list[str]:
+    """Problems `PRAGMA integrity_check` (or `quick_check`) reports; empty when sound."""
+    if pragma not in ("integrity_check", "quick_check"):
+        raise ValueError(f"not an integrity pragma: {pragma!r}")
     try:
-        rows = conn.execute(f"PRAGMA integrity_check({int(limit)})").fetchall()
+        rows = conn.execute(f"PRAGMA {pragma}({int(limit)})").fetchall()
     except sqlite3.DatabaseError as exc:
         return [str(exc)]
     messages = [str(row[0]) for row in rows]

@@ -294,12 +294,7 @@ def quick_check_errors(conn: sqlite3.Connection, limit: int = 5) -> list[str]:
     skips only the matching of index entries against table rows (and UNIQUE), which makes
     it about half the cost of `integrity_check`. The backup runs it before anything is
     uploaded; the restore drill runs the full `integrity_check` on every backup."""
-    try:
-        rows = conn.execute(f"PRAGMA quick_check({int(limit)})").fetchall()
-    except sqlite3.DatabaseError as exc:
-        return [str(exc)]
-    messages = [str(row[0]) for row in rows]
-    return [] if messages == ["ok"] else messages
+    return integrity_errors(conn, limit, pragma="quick_check")
 
 
 class BackgroundIntegrityCheck:

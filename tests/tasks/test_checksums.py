@@ -34,6 +34,16 @@ def _copy_slowly(data: bytes, path: Path, hashing: CopyDigests, stop_at: int | N
             hashing.copy_ended()
 
 
+def _copy_at_once(data: bytes, path: Path, hashing: CopyDigests) -> None:
+    """The whole copy written before the hashing thread can catch up."""
+    with path.open("r+b") as out:
+        hashing.copy_started(path, len(data))
+        out.write(data)
+        out.flush()
+        hashing.copied(len(data))
+        hashing.copy_ended()
+
+
 def _record_steps(monkeypatch: pytest.MonkeyPatch, delay_s: float = 0.0) -> list[tuple[int, int]]:
     """(thread niceness, thread id) of every chunk hashed."""
     steps: list[tuple[int, int]] = []
@@ -74,12 +84,7 @@ def test_what_is_left_to_hash_once_the_copy_is_whole_is_hashed_at_the_callers_pr
     path.touch()
     steps = _record_steps(monkeypatch, delay_s=0.02)  # hashing slower than the copy
     hashing = CopyDigests(PART)
-    with path.open("r+b") as out:
-        hashing.copy_started(path, len(data))
-        out.write(data)
-        out.flush()
-        hashing.copied(len(data))
-        hashing.copy_ended()
+    _copy_at_once(data, path, hashing)
     digests = hashing.result(path)
     ours = os.getpriority(os.PRIO_PROCESS, 0)
     by_caller = [nice for nice, thread in steps if thread == threading.get_ident()]
@@ -166,12 +171,7 @@ def test_what_is_left_to_hash_once_the_copy_is_whole_is_read_past_the_page_cache
     _record_steps(monkeypatch, delay_s=0.02)
     opened = _record_opens(monkeypatch)
     hashing = CopyDigests(PART)
-    with path.open("r+b") as out:
-        hashing.copy_started(path, len(data))
-        out.write(data)
-        out.flush()
-        hashing.copied(len(data))
-        hashing.copy_ended()
+    _copy_at_once(data, path, hashing)
     digests = hashing.result(path)
     if checksums.uncached_fd(path) is None:
         pytest.skip(f"{tmp_path} does not support O_DIRECT")
@@ -195,10 +195,5 @@ def test_where_the_file_system_refuses_o_direct_the_rest_is_read_through_the_cac
 
     monkeypatch.setattr(os, "open", like_tmpfs)
     hashing = CopyDigests(PART)
-    with path.open("r+b") as out:
-        hashing.copy_started(path, len(data))
-        out.write(data)
-        out.flush()
-        hashing.copied(len(data))
-        hashing.copy_ended()
+    _copy_at_once(data, path, hashing)
     assert hashing.result(path) == path_digests(path, PART)

@@ -281,14 +281,7 @@ def test_the_quick_check_of_a_snapshot_reads_it_through_a_memory_map(
 
 
 def test_a_mapped_quick_check_still_finds_a_damaged_page(tmp_path: Path) -> None:
-    db = create_app_database(tmp_path / "app.db")
-    conn = sqlite3.connect(db)
-    conn.executemany(
-        "INSERT INTO analyses (drawing_id, created_at, anomaly_score) VALUES (1, ?, 0.5)",
-        [(f"2026-11-25T00:00:{i % 60:02d}+00:00",) for i in range(3000)],
-    )
-    conn.commit()
-    conn.close()
+    db = create_app_database(tmp_path / "app.db", analyses=3000)
     size = db.stat().st_size
     with db.open("r+b") as handle:  # the last page's b-tree header overwritten
         handle.seek(size - 4096)
