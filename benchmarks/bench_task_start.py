@@ -3,7 +3,9 @@
 `python -m tasks publish-metrics` with ENABLE_METRICS=false starts, opens the ops state (which
 imports sqlite-utils), records its run and exits, without AWS. It runs side by side with the
 bare interpreter, each in its own process, under `-X importtime`, whose `sqlite_utils` line
-gives the import's own cost in the same runs (issue 14: at most +50 ms).
+gives the import's own cost in the same runs. Issue 14's budget (a task's start at most 50 ms
+later than before the ops state moved to sqlite-utils) needs the old tree beside the new one:
+that before/after is measured by hand and recorded in RESULTS.md.
 
 sqlite-utils imports numpy and pandas when they are installed: the tasks image has neither,
 the dev install has numpy. The "tasks image" contender hides them from the child (as absent);
@@ -17,13 +19,12 @@ import statistics
 import sys
 from pathlib import Path
 
-from benchmarks.harness import BenchOptions, BenchReport, Check, Summary, Table, run_measured
+from benchmarks.harness import BenchOptions, BenchReport, Summary, Table, run_measured
 
 NAME = "task-start"
 DESCRIPTION = "start of a task run (publish-metrics, nothing to publish): the sqlite-utils import"
 
 FULL_RUNS = 20
-TARGET_MS = 50.0
 _TASK = "import runpy, sys; sys.argv[1:] = ['publish-metrics']; "
 _WITHOUT_NUMPY = "sys.modules.update(numpy=None, pandas=None); "
 CONTENDERS = {
@@ -81,15 +82,8 @@ def run(options: BenchOptions) -> BenchReport:
                 f"{statistics.median(imports):.0f}" if imports else "–",
             ]
         )
-    image = results["task, as in the tasks image (no numpy)"][1]
-    measured = statistics.median(image) if image else 0.0
-    check = Check(
-        f"importing sqlite-utils adds ≤ {TARGET_MS:.0f} ms to a task's start (tasks image)",
-        measured <= TARGET_MS,
-        f"{measured:.0f} ms",
-    )
     notes = [
         "-X importtime figures are the import's cumulative time in the same runs; on a loaded "
         "machine they grow with the load like the wall times (compare the interpreter row)."
     ]
-    return BenchReport(NAME, tables=[table], checks=[check], notes=notes)
+    return BenchReport(NAME, tables=[table], notes=notes)

@@ -1,13 +1,14 @@
-"""The one place boto3 clients are made (ARCHITECTURE §8)."""
+"""The one place AWS clients are made (ARCHITECTURE §8): botocore's own, which boto3 would
+only wrap at the price of importing it and s3transfer at every task's start."""
 
 from __future__ import annotations
 
 import threading
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.session import Session
 
 from opsd.settings import Settings
 
@@ -17,13 +18,13 @@ RETRIES = {"mode": "standard", "max_attempts": 5}
 
 
 class AwsClients:
-    """Lazily made, cached boto3 clients for one process's settings; `overrides` (timeouts,
+    """Lazily made, cached clients for one process's settings; `overrides` (timeouts,
     retries) are merged into the default client configuration."""
 
     def __init__(self, settings: Settings, overrides: Config | None = None) -> None:
         self._settings = settings
         self._overrides = overrides
-        self._session = boto3.session.Session()
+        self._session = Session()
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -39,10 +40,10 @@ class AwsClients:
 def make_client(
     settings: Settings,
     service: str,
-    session: boto3.session.Session | None = None,
+    session: Session | None = None,
     overrides: Config | None = None,
 ) -> Any:
-    session = session or boto3.session.Session()
+    session = session or Session()
     config = Config(
         retries=RETRIES,
         connect_timeout=10,
@@ -52,7 +53,7 @@ def make_client(
         # botocore does when the checksum is the caller's, would only cost CPU.
         s3={"payload_signing_enabled": False} if service == "s3" else None,
     )
-    return session.client(
+    return session.create_client(
         service,
         region_name=GLOBAL_SERVICES.get(service, settings.aws_default_region),
         endpoint_url=settings.aws_endpoint_url or None,
