@@ -33,6 +33,7 @@ from opsd.logging import configure_logging
 from opsd.results import EXIT_USAGE, TaskError
 from opsd.schedule import OneLineParser, start_runs
 from opsd.settings import ConfigError, Settings, load_settings
+from tasks.registry import TASKS
 
 log = structlog.get_logger()
 
@@ -89,8 +90,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def show_status(settings: Settings, as_json: bool) -> int:
-    from tasks.registry import TASKS
-
     rows = status_rows(settings, TASKS)
     daemon = daemon_info(settings)
     if as_json:
@@ -116,8 +115,6 @@ def render_table(rows: list[dict[str, Any]]) -> str:
 
 
 def run_system(settings: Settings, args: argparse.Namespace) -> int:
-    from tasks.registry import TASKS
-
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -178,10 +175,8 @@ def start_local_aws(settings: Settings, port: int | None) -> tuple[EmbeddedAws, 
     except Exception as exc:
         embedded.stop()
         raise LocalAwsError(describe_aws_error("create the local resources", exc)) from exc
-    topic = getattr(created, "topic_arn", None)
-    if topic:
-        os.environ["ALERT_TOPIC_ARN"] = topic
-        settings = settings.model_copy(update={"alert_topic_arn": topic})
+    os.environ["ALERT_TOPIC_ARN"] = created.topic_arn
+    settings = settings.model_copy(update={"alert_topic_arn": created.topic_arn})
     log.info("local aws ready", endpoint=url)
     return embedded, settings
 
@@ -222,8 +217,6 @@ def stop_with_parent() -> None:
 
 def initial_runs(settings: Settings, clients: AwsClients) -> list[str]:
     """The registry's runs at start, in order; the backup only when the bucket has none."""
-    from tasks.registry import TASKS
-
     names = start_runs(TASKS)
     if "backup" in names and backup_exists(settings, clients):
         names.remove("backup")

@@ -13,7 +13,7 @@ import json
 import os
 import ssl
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,13 +39,7 @@ LOCAL_SERVICE_SHARES = {
 class LocalResources:
     topic_arn: str
     buckets: list[str]
-    log_groups: list[str]
-    budget_name: str
-    created: list[str] = field(default_factory=list)
-
-
-def alert_topic_name(settings: Settings) -> str:
-    return f"drawing-analysis-alerts-{settings.environment}"
+    created: list[str]
 
 
 def provision(
@@ -62,16 +56,15 @@ def provision(
         for rule in policy.bucket_rules(kind):
             policy.apply_bucket_rule(s3, kind, rule, settings)
         buckets.append(bucket)
-    log_groups = policy.log_group_names(settings)
-    for name in log_groups:
+    for name in policy.log_group_names(settings):
         if "(created)" in policy.apply_log_retention(logs, name):
             created.append(f"log group {name}")
-    topic_arn = str(clients("sns").create_topic(Name=alert_topic_name(settings))["TopicArn"])
+    topic = clients("sns").create_topic(Name=f"drawing-analysis-alerts-{settings.environment}")
     if _create_budget(clients, settings, now):
         created.append(f"budget {settings.budget_name}")
         if settings.aws_endpoint_url:
             _queue_local_cost_breakdown(settings, now)
-    return LocalResources(topic_arn, buckets, log_groups, settings.budget_name, created)
+    return LocalResources(str(topic["TopicArn"]), buckets, created)
 
 
 def _create_bucket(s3: Any, bucket: str, region: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from botocore.serialize import create_serializer
 
 from opsd.aws import describe_aws_error
 from opsd.metric_catalog import ENVIRONMENT, TASK, spec
+from opsd.results import TaskError
 from opsd.settings import Settings
 
 # PutMetricData limits: 1,000 metric data items, 150 distinct values per Values array,
@@ -59,15 +60,7 @@ def split_datum(datum: Datum) -> Iterator[Datum]:
     values, counts = _distinct(datum)
     for start in range(0, len(values), MAX_VALUES_PER_ITEM):
         stop = start + MAX_VALUES_PER_ITEM
-        yield Datum(
-            datum.name,
-            None,
-            values[start:stop],
-            counts[start:stop],
-            datum.timestamp,
-            datum.task,
-            datum.ref,
-        )
+        yield replace(datum, value=None, values=values[start:stop], counts=counts[start:stop])
 
 
 _split = split_datum
@@ -226,5 +219,5 @@ class MetricsPublisher:
         return calls
 
 
-class MetricsError(Exception):
-    pass
+class MetricsError(TaskError):
+    """PutMetricData failed: a task that must publish fails with this one line."""

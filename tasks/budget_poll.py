@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from opsd.aws import describe_aws_error
-from opsd.metrics import Datum, MetricsError
+from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from tasks.costs import alerts as alerts
@@ -72,10 +72,7 @@ def poll_budget(ctx: TaskContext, now: datetime, as_json: bool = False) -> TaskR
     data = [Datum("BudgetActualPercent", spend.actual_pct, timestamp=now)]
     if spend.forecast_pct is not None:
         data.append(Datum("BudgetForecastPercent", spend.forecast_pct, timestamp=now))
-    try:
-        ctx.metrics.publish(data)
-    except MetricsError as exc:
-        raise TaskError(str(exc)) from None
+    ctx.metrics.publish(data)
 
     breakdown = daily_breakdown(ctx.clients("ce"), ctx.state, ctx.run_id, now, ctx.log)
     period = now.strftime("%Y-%m")
