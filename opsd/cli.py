@@ -15,7 +15,6 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import structlog
 
@@ -54,12 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         "running every task on its schedule, with a first run of each at start. Ctrl-C stops "
         "all of it.",
     )
-    run.add_argument("--app-port", type=int, default=None, help="port of the app (APP_PORT, 8000)")
+    run.add_argument("--app-port", type=int, help="port of the app (APP_PORT, 8000)")
     run.add_argument(
-        "--aws-port",
-        type=int,
-        default=None,
-        help="port of the embedded AWS endpoint (LOCAL_AWS_PORT, 4566)",
+        "--aws-port", type=int, help="port of the embedded AWS endpoint (LOCAL_AWS_PORT, 4566)"
     )
     run.add_argument("--no-app", action="store_true", help="run the daemon without the app")
     run.add_argument(
@@ -103,15 +99,11 @@ def show_status(settings: Settings, as_json: bool) -> int:
             f"daemon: {state} (pid {daemon['pid']} on {daemon['host']}, "
             f"started {daemon['started_at'][:19]}Z)"
         )
-    print(render_table(rows))
-    return 0
-
-
-def render_table(rows: list[dict[str, Any]]) -> str:
     columns = ("task", "schedule", "last_run", "status", "duration_s", "next_run", "message")
     cut = {"last_run": 19, "next_run": 19}
     cells = [["-" if r[c] is None else str(r[c])[: cut.get(c)] for c in columns] for r in rows]
-    return "\n".join(text_table([[c.upper() for c in columns], *cells]))
+    print("\n".join(text_table([[c.upper() for c in columns], *cells])))
+    return 0
 
 
 def run_system(settings: Settings, args: argparse.Namespace) -> int:

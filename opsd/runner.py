@@ -31,6 +31,9 @@ from opsd.schedule import TaskSpec
 from opsd.settings import ConfigError, Settings, load_settings
 from opsd.state import OpsState
 
+# Fields of the `task finished` line that a task's details do not override.
+_LOGGED_ANYWAY = {"task", "run_id", "status", "duration_s", "message", "event"}
+
 
 class Terminated(BaseException):
     """SIGTERM arrived: unwind (cleaning up on the way) and report the run as failed."""
@@ -96,32 +99,10 @@ def execute(spec: TaskSpec, ctx: TaskContext, args: argparse.Namespace) -> TaskR
         result = TaskResult(spec.name, Status.FAILED, f"{type(exc).__name__}: {exc}")
     result.task = spec.name
     result.duration_s = time.monotonic() - began
-    _record(ctx, started_at, result)
-    _publish_task_metrics(ctx, result)
-    log = ctx.log.error if result.failed else ctx.log.info
-    log(
-        "task finished",
-        status=str(result.status),
-        duration_s=round(result.duration_s, 3),
-        message=result.message,
-        **_loggable(result.details),
-    )
-    return result
-
-
-def _loggable(details: Mapping[str, Any]) -> dict[str, Any]:
-    reserved = {"task", "run_id", "status", "duration_s", "message", "event"}
-    return {k: v for k, v in details.items() if k not in reserved}
-
-
-def _record(ctx: TaskContext, started_at: datetime, result: TaskResult) -> None:
     try:
         ctx.state.record_run(ctx.run_id, started_at, result)
     except Exception as exc:
         ctx.log.warning("run not recorded", path=str(ctx.settings.ops_state_path), error=str(exc))
-
-
-def _publish_task_metrics(ctx: TaskContext, result: TaskResult) -> None:
     try:
         ctx.metrics.publish(
             [
@@ -132,6 +113,15 @@ def _publish_task_metrics(ctx: TaskContext, result: TaskResult) -> None:
         )
     except Exception as exc:
         ctx.log.warning("task metrics not published", error=str(exc))
+    log = ctx.log.error if result.failed else ctx.log.info
+    log(
+        "task finished",
+        status=str(result.status),
+        duration_s=round(result.duration_s, 3),
+        message=result.message,
+        **{k: v for k, v in result.details.items() if k not in _LOGGED_ANYWAY},
+    )
+    return result
 
 
 def overview(registry: Mapping[str, TaskSpec]) -> str:

@@ -135,11 +135,12 @@ def _send_alerts(
             threshold, spend, period, now.date(), services, services_note
         )
         try:
-            message_id = alerts.publish_alert(ctx.clients("sns"), topic, subject, body)
+            answer = ctx.clients("sns").publish(TopicArn=topic, Subject=subject, Message=body)
         except (ClientError, BotoCoreError) as exc:
             state.release_alert(spend.budget, period, threshold.key, ctx.run_id)
             outcomes[threshold.key] = "failed: " + describe_aws_error("publish to SNS", exc)
             continue
+        message_id = str(answer["MessageId"])
         state.confirm_alert(spend.budget, period, threshold.key, message_id)
         ctx.log.info("budget alert sent", threshold=threshold.key, message_id=message_id)
         outcomes[threshold.key] = "sent"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -70,7 +71,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
             f", {len(failed_fixes)} fixes failed" if failed_fixes else ""
         )
     document = {
-        "findings": [f.as_dict() for f in findings],
+        "findings": [asdict(f) for f in findings],
         "violations": violations,
         "cannot_check": unchecked,
         "fix": bool(args.fix),
