@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import botocore.session
@@ -114,12 +115,8 @@ class PayloadSizer:
     def __call__(self, item: dict[str, Any]) -> int:
         if not self._fixed_width:
             # Text protocols spell out the item's position: allow for four-digit indexes.
-            return (
-                self._measure([item])
-                - self.base
-                + _HEADER_SLACK
-                + 4 * (4 + 2 * len(item.get("Values", ())))
-            )
+            indexes = 4 * (4 + 2 * len(item.get("Values", ())))
+            return self._measure([item]) - self.base + _HEADER_SLACK + indexes
         stamp = item.get("Timestamp")
         key = (
             item["MetricName"],
@@ -172,15 +169,11 @@ class MetricsPublisher:
     def __init__(self, settings: Settings, cloudwatch: Any) -> None:
         self._settings = settings
         self._cloudwatch = cloudwatch
-        self._sizer: PayloadSizer | None = None
 
-    @property
+    @cached_property
     def sizer(self) -> PayloadSizer:
-        if self._sizer is None:
-            meta = getattr(self._cloudwatch, "meta", None)
-            model = getattr(meta, "service_model", None)
-            self._sizer = PayloadSizer(model, self._settings.metrics_namespace)
-        return self._sizer
+        model = getattr(getattr(self._cloudwatch, "meta", None), "service_model", None)
+        return PayloadSizer(model, self._settings.metrics_namespace)
 
     @property
     def enabled(self) -> bool:

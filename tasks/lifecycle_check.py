@@ -81,11 +81,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     }
     output = json.dumps(document, indent=2) if args.json else _report(findings, document)
     status = Status.VIOLATION if violations or unchecked or failed_fixes else Status.OK
-    details: dict[str, Any] = {
-        "violations": violations,
-        "cannot_check": unchecked,
-        "changes": len(changes),
-    }
+    details = {"violations": violations, "cannot_check": unchecked, "changes": len(changes)}
     return TaskResult(ctx.task, status, summary, details, output=output)
 
 

@@ -75,8 +75,8 @@ class RestorePlan:
     destination: RestoreTarget
     in_place: bool
     service: EcsService | None
-    suspect: str | None = None  # why a backup named by --key is not trusted
-    passed_over: tuple[CheckedBackup, ...] = ()
+    suspect: str | None  # why a backup named by --key is not trusted
+    passed_over: list[CheckedBackup]
 
     @property
     def target(self) -> Path:
@@ -93,7 +93,7 @@ class RestorePlan:
         if self.suspect:
             lines.append(f"  SUSPECT   {self.suspect}")
         if self.passed_over:
-            lines.append(f"  skipped   suspect: {describe_suspects(list(self.passed_over))}")
+            lines.append(f"  skipped   suspect: {describe_suspects(self.passed_over)}")
         lines += [
             f"  download  one GET to a temporary file in {self.target.parent}",
             "  verify    sha256 against the metadata, integrity_check, schema and row counts",
@@ -142,7 +142,7 @@ def _make_plan(ctx: TaskContext, args: argparse.Namespace) -> RestorePlan:
         )
     at = parse_timestamp(args.at) if args.at else None
     store = BackupStore.for_settings(settings, ctx.clients("s3"))
-    chosen, passed_over = _choose(store, store.list(), at, args.key, ctx.clock())
+    chosen, passed_over = _choose(store, at, args.key, ctx.clock())
     if chosen.metadata is None:
         raise TaskError(f"{chosen.key} cannot be verified, nothing restored: {chosen.suspect}")
     name = chosen.key.rsplit("/", 1)[-1]
@@ -170,19 +170,16 @@ def _make_plan(ctx: TaskContext, args: argparse.Namespace) -> RestorePlan:
         in_place,
         service,
         chosen.suspect,
-        tuple(passed_over),
+        passed_over,
     )
 
 
 def _choose(
-    store: BackupStore,
-    listed: list[BackupObject],
-    at: datetime | None,
-    key: str | None,
-    now: datetime,
+    store: BackupStore, at: datetime | None, key: str | None, now: datetime
 ) -> tuple[CheckedBackup, list[CheckedBackup]]:
     """A named key as it is (checked, and said so when suspect); otherwise the newest backup
     we took at or before `at`, passing over suspect objects."""
+    listed = store.list()
     first = select_backup(listed, at=at, key=key)
     if key is not None:
         return store.check(first, now), []
