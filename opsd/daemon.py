@@ -26,7 +26,7 @@ from opsd.schedule import TaskSpec
 from opsd.settings import Settings
 from opsd.state import OpsState, process_alive
 
-MISFIRE_GRACE_S = 15 * 60
+JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 15 * 60}
 SHUTDOWN_GRACE_S = 30.0
 DAEMON_KEY = "daemon"
 NEXT_RUNS_KEY = "daemon.next_runs"
@@ -46,14 +46,7 @@ class Daemon:
         self.registry = registry
         self.clients = clients
         self.stop = threading.Event()
-        self.scheduler = BackgroundScheduler(
-            timezone=UTC,
-            job_defaults={
-                "coalesce": True,
-                "max_instances": 1,
-                "misfire_grace_time": MISFIRE_GRACE_S,
-            },
-        )
+        self.scheduler = BackgroundScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
         self._locks = {name: threading.Lock() for name in registry}
         self._running: set[threading.Thread] = set()
         self._running_lock = threading.Lock()

@@ -281,12 +281,9 @@ class _Run:
             raise TaskError(f"stopped before a PutMetricData call: {self.lease.lost}")
         positions = [p.ref for p in parts if isinstance(p.ref, Position)]
         if positions:
+            sent_at = self.clock().isoformat()
             record = InFlight(
-                self.ctx.run_id,
-                self.cursor,
-                positions[-1].after(),
-                positions[0],
-                self.clock().isoformat(),
+                self.ctx.run_id, self.cursor, positions[-1].after(), positions[0], sent_at
             )
             self.state.mark_in_flight(record, self.clock())
 
