@@ -119,8 +119,9 @@ def _create_budget(clients: AwsClients, settings: Settings, now: datetime) -> bo
     return True
 
 
-def local_cost_breakdown(settings: Settings, now: datetime) -> dict[str, Any]:
-    """A Cost Explorer answer, grouped by service, that adds up to the local actual spend."""
+def _queue_local_cost_breakdown(settings: Settings, now: datetime) -> None:
+    """A Cost Explorer answer, grouped by service, that adds up to the local actual spend, put
+    in the queue of results moto answers Cost Explorer from (filled through its own API)."""
     actual, _ = local_month_spend(settings.budget_limit_usd, now)
     groups = [
         {
@@ -129,11 +130,10 @@ def local_cost_breakdown(settings: Settings, now: datetime) -> dict[str, Any]:
         }
         for service, share in LOCAL_SERVICE_SHARES.items()
     ]
-    start = now.strftime("%Y-%m-01")
-    return {
+    answer = {
         "ResultsByTime": [
             {
-                "TimePeriod": {"Start": start, "End": now.strftime("%Y-%m-%d")},
+                "TimePeriod": {"Start": now.strftime("%Y-%m-01"), "End": now.strftime("%Y-%m-%d")},
                 "Total": {},
                 "Groups": groups,
                 "Estimated": True,
@@ -141,11 +141,7 @@ def local_cost_breakdown(settings: Settings, now: datetime) -> dict[str, Any]:
         ],
         "DimensionValueAttributes": [],
     }
-
-
-def _queue_local_cost_breakdown(settings: Settings, now: datetime) -> None:
-    """moto answers Cost Explorer from a queue of results, filled through its own API."""
-    body = json.dumps({"results": [local_cost_breakdown(settings, now)]}).encode()
+    body = json.dumps({"results": [answer]}).encode()
     request = urllib.request.Request(
         f"{settings.aws_endpoint_url}/moto-api/static/ce/cost-and-usage-results",
         data=body,
@@ -154,5 +150,5 @@ def _queue_local_cost_breakdown(settings: Settings, now: datetime) -> None:
     )
     # The embedded endpoint speaks TLS with its own certificate, trusted via AWS_CA_BUNDLE.
     context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE"))
-    with urllib.request.urlopen(request, timeout=10, context=context) as answer:
-        answer.read()
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        response.read()

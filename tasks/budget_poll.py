@@ -14,7 +14,7 @@ from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from tasks.costs import alerts as alerts
-from tasks.costs.breakdown import daily_breakdown
+from tasks.costs.breakdown import Breakdown, daily_breakdown
 
 DESCRIPTION = (
     "Read the monthly budget (BUDGET_NAME): actual and forecast spend as a percentage of the "
@@ -77,7 +77,7 @@ def poll_budget(ctx: TaskContext, now: datetime, as_json: bool = False) -> TaskR
     breakdown = daily_breakdown(ctx.clients("ce"), ctx.state, ctx.run_id, now, ctx.log)
     period = now.strftime("%Y-%m")
     crossed = [t for t in alerts.THRESHOLDS if t.crossed(spend.actual_pct, spend.forecast_pct)]
-    outcomes = _send_alerts(ctx, crossed, spend, period, now, breakdown.services, breakdown.note)
+    outcomes = _send_alerts(ctx, crossed, spend, period, now, breakdown)
 
     report: dict[str, Any] = {
         "budget": spend.budget,
@@ -117,8 +117,7 @@ def _send_alerts(
     spend: alerts.Spend,
     period: str,
     now: datetime,
-    services: list[tuple[str, float]],
-    services_note: str,
+    breakdown: Breakdown,
 ) -> dict[str, str]:
     """Outcome per crossed threshold: sent, already sent, not configured, or failed: why."""
     state = ctx.state
@@ -132,7 +131,7 @@ def _send_alerts(
             outcomes[threshold.key] = "already sent this period"
             continue
         subject, body = alerts.compose(
-            threshold, spend, period, now.date(), services, services_note
+            threshold, spend, period, now.date(), breakdown.services, breakdown.note
         )
         try:
             answer = ctx.clients("sns").publish(TopicArn=topic, Subject=subject, Message=body)
