@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -192,7 +191,7 @@ def start_app(port: int, timeout_s: float = 60.0) -> subprocess.Popen[bytes]:
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return process
-        except (urllib.error.URLError, OSError):
+        except OSError:  # urllib's URLError among them
             time.sleep(0.5)
     process.terminate()
     raise AppStartError(f"the app did not answer on {url} within {timeout_s:.0f}s")

@@ -64,9 +64,6 @@ def split_datum(datum: Datum) -> Iterator[Datum]:
         yield replace(datum, value=None, values=values[start:stop], counts=counts[start:stop])
 
 
-_split = split_datum
-
-
 def to_metric_data(datum: Datum, environment: str) -> dict[str, Any]:
     metric = spec(datum.name)
     dimensions = [{"Name": ENVIRONMENT, "Value": environment}]

@@ -178,12 +178,8 @@ def main(argv: Sequence[str] | None, registry: Mapping[str, TaskSpec]) -> int:
             to_stderr=getattr(args, "json", False),
         )
         signal.signal(signal.SIGTERM, _raise_terminated)
-        ctx = TaskContext(
-            settings=settings,
-            clients=AwsClients(settings),
-            task=spec.name,
-            interactive=sys.stdin.isatty() and sys.stdout.isatty(),
-        )
+        interactive = sys.stdin.isatty() and sys.stdout.isatty()
+        ctx = TaskContext(settings, AwsClients(settings), spec.name, interactive=interactive)
         ctx.state  # noqa: B018 (opened before the run: a bad OPS_STATE_PATH is a setting's error)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

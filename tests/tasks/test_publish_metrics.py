@@ -18,7 +18,8 @@ from botocore.serialize import create_serializer
 
 from opsd.aws import AwsClients
 from opsd.metric_catalog import METRICS
-from opsd.metrics import MAX_PAYLOAD_BYTES, Datum, MetricsPublisher, PayloadSizer, _split
+from opsd.metrics import MAX_PAYLOAD_BYTES, Datum, MetricsPublisher, PayloadSizer
+from opsd.metrics import split_datum as _split
 from opsd.results import Status, TaskError
 from opsd.runner import TaskContext, execute
 from opsd.settings import Settings
