@@ -64,7 +64,8 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     unchecked = sum(f.status == CANNOT_CHECK for f in findings)
     # An unreadable rule is not known to comply, so it counts towards the alarm too.
     ctx.metrics.publish([Datum("LifecycleViolations", violations + unchecked)])
-    summary = f"{len(findings)} checks: {violations} violations, {unchecked} cannot check"
+    checked = f"{len(findings)} checks: {violations} violations, {unchecked} cannot check"
+    summary = checked
     if args.fix:
         verb = "would change" if args.dry_run else "changed"
         summary += f"; {verb} {len(changes)}" + (
@@ -79,7 +80,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         "changes": changes,
         "failed_fixes": failed_fixes,
     }
-    output = json.dumps(document, indent=2) if args.json else _report(findings, document)
+    output = json.dumps(document, indent=2) if args.json else _report(findings, document, checked)
     status = Status.VIOLATION if violations or unchecked or failed_fixes else Status.OK
     details = {"violations": violations, "cannot_check": unchecked, "changes": len(changes)}
     return TaskResult(ctx.task, status, summary, details, output=output)
@@ -99,18 +100,14 @@ def _outcome(finding: Finding) -> str:
     return f"expected {finding.expected}; found {finding.actual}"
 
 
-def _report(findings: list[Finding], document: dict[str, Any]) -> str:
+def _report(findings: list[Finding], document: dict[str, Any], checked: str) -> str:
     cells = [[_MARKS[f.status], f.resource, f.rule, _outcome(f)] for f in findings]
     lines = text_table(cells, [max(map(len, _MARKS.values()))])
     if document["fix"]:
         heading = "changes that --fix would make:" if document["dry_run"] else "changes made:"
         lines += ["", heading, *(f"  {c}" for c in document["changes"] or ["none"])]
         lines += [f"  FAILED {failure}" for failure in document["failed_fixes"]]
-    lines += [
-        "",
-        f"{len(findings)} checks: {document['violations']} violations, "
-        f"{document['cannot_check']} cannot check",
-    ]
+    lines += ["", checked]
     if document["violations"] and not document["fix"]:
         lines.append("run with --fix to apply the policy (--fix --dry-run to preview)")
     return "\n".join(lines)
