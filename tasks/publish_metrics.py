@@ -78,12 +78,8 @@ def publish_metrics(ctx: TaskContext, now: datetime, as_json: bool = False) -> T
         holder = lease.holder
         if not lease.taken:
             assert holder is not None
-            return TaskResult(
-                ctx.task,
-                Status.SKIPPED,
-                f"{holder.describe()} is publishing (its lease runs to {holder.expires_at}): "
-                "nothing to do",
-            )
+            busy = f"{holder.describe()} is publishing (its lease runs to {holder.expires_at})"
+            return TaskResult(ctx.task, Status.SKIPPED, f"{busy}: nothing to do")
         if holder is not None:
             notes.append(_dead_run(ctx, holder, lease.recorded_dead_run))
         return _Run(ctx, now, lease, notes).publish(as_json)
