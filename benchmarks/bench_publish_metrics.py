@@ -73,7 +73,8 @@ def fewest_calls(database: Path, start: str, end: str, now: datetime) -> tuple[i
     import botocore.session
 
     from opsd.database import connect
-    from opsd.metrics import Datum, PayloadSizer, _split, fewest_possible_calls, to_metric_data
+    from opsd.metrics import Datum, PayloadSizer, fewest_possible_calls, to_metric_data
+    from opsd.metrics import split_datum as _split
     from tasks.metrics.analysis_minutes import minutes_between
 
     model = botocore.session.get_session().get_service_model("cloudwatch")

@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from botocore.session import Session
 
 from opsd.settings import Settings
@@ -65,19 +65,15 @@ def error_code(exc: BaseException) -> str:
     """AccessDenied, NoSuchBucket, … or the exception's name."""
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", "ClientError"))
-    if isinstance(exc, BotoCoreError):
-        return type(exc).__name__
     return type(exc).__name__
 
 
 def describe_aws_error(action: str, exc: BaseException) -> str:
     """'upload backup-….db: AccessDenied (Access Denied)' — what was being done, then why."""
     code = error_code(exc)
-    detail = ""
     if isinstance(exc, ClientError):
         message = exc.response.get("Error", {}).get("Message") or ""
-        if message and message != code:
-            detail = f" ({message})"
-    elif not isinstance(exc, ClientError):
+        detail = f" ({message})" if message and message != code else ""
+    else:
         detail = f" ({exc})" if str(exc) else ""
     return f"{action}: {code}{detail}"

@@ -10,12 +10,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import structlog
 
@@ -33,6 +31,7 @@ from opsd.logging import configure_logging
 from opsd.results import EXIT_USAGE, TaskError
 from opsd.schedule import OneLineParser, start_runs
 from opsd.settings import ConfigError, Settings, load_settings
+from tasks.registry import TASKS
 
 log = structlog.get_logger()
 
@@ -53,12 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         "running every task on its schedule, with a first run of each at start. Ctrl-C stops "
         "all of it.",
     )
-    run.add_argument("--app-port", type=int, default=None, help="port of the app (APP_PORT, 8000)")
+    run.add_argument("--app-port", type=int, help="port of the app (APP_PORT, 8000)")
     run.add_argument(
-        "--aws-port",
-        type=int,
-        default=None,
-        help="port of the embedded AWS endpoint (LOCAL_AWS_PORT, 4566)",
+        "--aws-port", type=int, help="port of the embedded AWS endpoint (LOCAL_AWS_PORT, 4566)"
     )
     run.add_argument("--no-app", action="store_true", help="run the daemon without the app")
     run.add_argument(
@@ -89,8 +85,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def show_status(settings: Settings, as_json: bool) -> int:
-    from tasks.registry import TASKS
-
     rows = status_rows(settings, TASKS)
     daemon = daemon_info(settings)
     if as_json:
@@ -104,20 +98,14 @@ def show_status(settings: Settings, as_json: bool) -> int:
             f"daemon: {state} (pid {daemon['pid']} on {daemon['host']}, "
             f"started {daemon['started_at'][:19]}Z)"
         )
-    print(render_table(rows))
-    return 0
-
-
-def render_table(rows: list[dict[str, Any]]) -> str:
     columns = ("task", "schedule", "last_run", "status", "duration_s", "next_run", "message")
     cut = {"last_run": 19, "next_run": 19}
     cells = [["-" if r[c] is None else str(r[c])[: cut.get(c)] for c in columns] for r in rows]
-    return "\n".join(text_table([[c.upper() for c in columns], *cells]))
+    print("\n".join(text_table([[c.upper() for c in columns], *cells])))
+    return 0
 
 
 def run_system(settings: Settings, args: argparse.Namespace) -> int:
-    from tasks.registry import TASKS
-
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -178,10 +166,8 @@ def start_local_aws(settings: Settings, port: int | None) -> tuple[EmbeddedAws, 
     except Exception as exc:
         embedded.stop()
         raise LocalAwsError(describe_aws_error("create the local resources", exc)) from exc
-    topic = getattr(created, "topic_arn", None)
-    if topic:
-        os.environ["ALERT_TOPIC_ARN"] = topic
-        settings = settings.model_copy(update={"alert_topic_arn": topic})
+    os.environ["ALERT_TOPIC_ARN"] = created.topic_arn
+    settings = settings.model_copy(update={"alert_topic_arn": created.topic_arn})
     log.info("local aws ready", endpoint=url)
     return embedded, settings
 
@@ -205,7 +191,7 @@ def start_app(port: int, timeout_s: float = 60.0) -> subprocess.Popen[bytes]:
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return process
-        except (urllib.error.URLError, OSError):
+        except OSError:  # urllib's URLError among them
             time.sleep(0.5)
     process.terminate()
     raise AppStartError(f"the app did not answer on {url} within {timeout_s:.0f}s")
@@ -222,8 +208,6 @@ def stop_with_parent() -> None:
 
 def initial_runs(settings: Settings, clients: AwsClients) -> list[str]:
     """The registry's runs at start, in order; the backup only when the bucket has none."""
-    from tasks.registry import TASKS
-
     names = start_runs(TASKS)
     if "backup" in names and backup_exists(settings, clients):
         names.remove("backup")

@@ -26,12 +26,16 @@ from opsd.schedule import TaskSpec
 from opsd.settings import Settings
 from opsd.state import OpsState, process_alive
 
-MISFIRE_GRACE_S = 15 * 60
+JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 15 * 60}
 SHUTDOWN_GRACE_S = 30.0
 DAEMON_KEY = "daemon"
 NEXT_RUNS_KEY = "daemon.next_runs"
 
 log = structlog.get_logger()
+
+
+def ops_state(settings: Settings) -> OpsState:
+    return OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms)
 
 
 class Daemon:
@@ -42,14 +46,7 @@ class Daemon:
         self.registry = registry
         self.clients = clients
         self.stop = threading.Event()
-        self.scheduler = BackgroundScheduler(
-            timezone=UTC,
-            job_defaults={
-                "coalesce": True,
-                "max_instances": 1,
-                "misfire_grace_time": MISFIRE_GRACE_S,
-            },
-        )
+        self.scheduler = BackgroundScheduler(timezone=UTC, job_defaults=JOB_DEFAULTS)
         self._locks = {name: threading.Lock() for name in registry}
         self._running: set[threading.Thread] = set()
         self._running_lock = threading.Lock()
@@ -99,8 +96,7 @@ class Daemon:
             self.run_task(name)  # None once a shutdown has begun
 
     def _announce(self) -> None:
-        state = OpsState(self.settings.ops_state_path, self.settings.sqlite_busy_timeout_ms)
-        try:
+        with ops_state(self.settings) as state:
             state.set(
                 DAEMON_KEY,
                 {
@@ -109,8 +105,6 @@ class Daemon:
                     "started_at": datetime.now(UTC).isoformat(),
                 },
             )
-        finally:
-            state.close()
 
     def next_runs(self) -> dict[str, datetime | None]:
         return {job.id: job.next_run_time for job in self.scheduler.get_jobs()}
@@ -122,7 +116,7 @@ class Daemon:
 
     def _save_next_runs(self) -> None:
         """So that `opsd status`, in another process, shows when each task runs next."""
-        state = OpsState(self.settings.ops_state_path, self.settings.sqlite_busy_timeout_ms)
+        state = ops_state(self.settings)
         try:
             state.set(
                 NEXT_RUNS_KEY,
@@ -157,12 +151,9 @@ def status_rows(
 ) -> list[dict[str, Any]]:
     """Per task: schedule, last run and its status, and the next scheduled run."""
     now = now or datetime.now(UTC)
-    state = OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms)
-    try:
+    with ops_state(settings) as state:
         last = state.last_runs()
         planned = state.get(NEXT_RUNS_KEY, {}) if process_alive(state.get(DAEMON_KEY)) else {}
-    finally:
-        state.close()
     rows = []
     for spec in registry.values():
         trigger = spec.trigger()
@@ -184,9 +175,6 @@ def status_rows(
 
 def daemon_info(settings: Settings) -> dict[str, Any] | None:
     """What the last daemon to start recorded, with whether its process is alive here."""
-    state = OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms)
-    try:
+    with ops_state(settings) as state:
         info = state.get(DAEMON_KEY)
-    finally:
-        state.close()
     return {**info, "alive": process_alive(info)} if info else None

@@ -9,7 +9,6 @@ import ssl
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -68,25 +67,13 @@ class EmbeddedAws:
                 "or choose another port"
             )
         set_aside_before = set(self.folder.glob(f"{STATE_FILE_NAME}{SET_ASIDE_MARK}*"))
+        options = {"-H": self.host, "-p": self.port, "-c": self.cert_path, "-k": self.key_path}
+        options |= {"--state": self.state_path, "--parent-pid": os.getpid()}
+        command = [sys.executable, "-m", "opsd.local_aws_server"]
+        command += [str(part) for option in options.items() for part in option]
         with self.log_path.open("ab") as output:
             self._process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "opsd.local_aws_server",
-                    "-H",
-                    self.host,
-                    "-p",
-                    str(self.port),
-                    "-c",
-                    str(self.cert_path),
-                    "-k",
-                    str(self.key_path),
-                    "--state",
-                    str(self.state_path),
-                    "--parent-pid",
-                    str(os.getpid()),
-                ],
+                command,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -119,7 +106,7 @@ class EmbeddedAws:
                 f"{self.url}/moto-api/data.json", timeout=1, context=context
             ):
                 return True
-        except (urllib.error.URLError, OSError):
+        except OSError:  # urllib's URLError among them
             return False
 
     def stop(self, timeout_s: float = 10.0) -> None:
@@ -144,8 +131,7 @@ def point_environment_at(url: str, ca_bundle: Path) -> None:
 
 def record_running_endpoint(settings: Settings, embedded: EmbeddedAws) -> None:
     """So that a task started by hand in local mode finds the endpoint `opsd run` serves."""
-    state = OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms)
-    try:
+    with OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms) as state:
         state.set(
             LOCAL_AWS_KEY,
             {
@@ -155,8 +141,6 @@ def record_running_endpoint(settings: Settings, embedded: EmbeddedAws) -> None:
                 "host": socket.gethostname(),
             },
         )
-    finally:
-        state.close()
 
 
 def attach_running_endpoint(settings: Settings) -> Settings:
@@ -164,11 +148,8 @@ def attach_running_endpoint(settings: Settings) -> Settings:
     shares this OPS_STATE_PATH, if there is one; otherwise the settings as they are."""
     if not settings.is_local or settings.aws_endpoint_url or not settings.ops_state_path.exists():
         return settings
-    state = OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms)
-    try:
+    with OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms) as state:
         running = state.get(LOCAL_AWS_KEY)
-    finally:
-        state.close()
     if not process_alive(running):
         return settings
     point_environment_at(running["endpoint"], Path(running["ca_bundle"]))

@@ -8,7 +8,6 @@ evaluates conditions against that context and leaves the rest of moto as it is.
 With `--state FILE` the endpoint loads what it saved there at its last run and saves again
 after changes and when it stops (opsd/local_aws_state.py); with `--parent-pid PID` it stops by
 itself, saving, when that process is gone (a killed `opsd run` leaves no endpoint behind).
-Run as `python -m opsd.local_aws_server -H HOST -p PORT -c CERT -k KEY [--state FILE]`.
 """
 
 from __future__ import annotations
@@ -108,7 +107,7 @@ def stop_when_orphaned(parent_pid: int, interval_s: float = 1.0) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m opsd.local_aws_server")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
@@ -116,11 +115,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("-k", "--ssl-key", required=True)
     parser.add_argument("--state", type=Path, help="file to load the state from and save it to")
     parser.add_argument("--parent-pid", type=int, help="stop when this process is gone")
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_arguments(argv)
+    args = parser.parse_args(argv)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     app: WsgiApp = DomainDispatcherApplication(create_backend_app)
     keeper: StateKeeper | None = None

@@ -96,7 +96,7 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.close(directory)
 
 
-def set_aside(path: Path, reason: str) -> Path:
+def set_aside(path: Path, reason: str) -> None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.name}{SET_ASIDE_MARK}{stamp}")
     os.replace(path, target)
@@ -106,7 +106,6 @@ def set_aside(path: Path, reason: str) -> Path:
         file=sys.stderr,
         flush=True,
     )
-    return target
 
 
 def load(path: Path) -> bool:

@@ -13,7 +13,7 @@ import json
 import os
 import ssl
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,13 +39,7 @@ LOCAL_SERVICE_SHARES = {
 class LocalResources:
     topic_arn: str
     buckets: list[str]
-    log_groups: list[str]
-    budget_name: str
-    created: list[str] = field(default_factory=list)
-
-
-def alert_topic_name(settings: Settings) -> str:
-    return f"drawing-analysis-alerts-{settings.environment}"
+    created: list[str]
 
 
 def provision(
@@ -62,16 +56,15 @@ def provision(
         for rule in policy.bucket_rules(kind):
             policy.apply_bucket_rule(s3, kind, rule, settings)
         buckets.append(bucket)
-    log_groups = policy.log_group_names(settings)
-    for name in log_groups:
+    for name in policy.log_group_names(settings):
         if "(created)" in policy.apply_log_retention(logs, name):
             created.append(f"log group {name}")
-    topic_arn = str(clients("sns").create_topic(Name=alert_topic_name(settings))["TopicArn"])
+    topic = clients("sns").create_topic(Name=f"drawing-analysis-alerts-{settings.environment}")
     if _create_budget(clients, settings, now):
         created.append(f"budget {settings.budget_name}")
         if settings.aws_endpoint_url:
             _queue_local_cost_breakdown(settings, now)
-    return LocalResources(topic_arn, buckets, log_groups, settings.budget_name, created)
+    return LocalResources(str(topic["TopicArn"]), buckets, created)
 
 
 def _create_bucket(s3: Any, bucket: str, region: str) -> bool:
@@ -126,8 +119,9 @@ def _create_budget(clients: AwsClients, settings: Settings, now: datetime) -> bo
     return True
 
 
-def local_cost_breakdown(settings: Settings, now: datetime) -> dict[str, Any]:
-    """A Cost Explorer answer, grouped by service, that adds up to the local actual spend."""
+def _queue_local_cost_breakdown(settings: Settings, now: datetime) -> None:
+    """A Cost Explorer answer, grouped by service, that adds up to the local actual spend, put
+    in the queue of results moto answers Cost Explorer from (filled through its own API)."""
     actual, _ = local_month_spend(settings.budget_limit_usd, now)
     groups = [
         {
@@ -136,11 +130,10 @@ def local_cost_breakdown(settings: Settings, now: datetime) -> dict[str, Any]:
         }
         for service, share in LOCAL_SERVICE_SHARES.items()
     ]
-    start = now.strftime("%Y-%m-01")
-    return {
+    answer = {
         "ResultsByTime": [
             {
-                "TimePeriod": {"Start": start, "End": now.strftime("%Y-%m-%d")},
+                "TimePeriod": {"Start": now.strftime("%Y-%m-01"), "End": now.strftime("%Y-%m-%d")},
                 "Total": {},
                 "Groups": groups,
                 "Estimated": True,
@@ -148,11 +141,7 @@ def local_cost_breakdown(settings: Settings, now: datetime) -> dict[str, Any]:
         ],
         "DimensionValueAttributes": [],
     }
-
-
-def _queue_local_cost_breakdown(settings: Settings, now: datetime) -> None:
-    """moto answers Cost Explorer from a queue of results, filled through its own API."""
-    body = json.dumps({"results": [local_cost_breakdown(settings, now)]}).encode()
+    body = json.dumps({"results": [answer]}).encode()
     request = urllib.request.Request(
         f"{settings.aws_endpoint_url}/moto-api/static/ce/cost-and-usage-results",
         data=body,
@@ -161,5 +150,5 @@ def _queue_local_cost_breakdown(settings: Settings, now: datetime) -> None:
     )
     # The embedded endpoint speaks TLS with its own certificate, trusted via AWS_CA_BUNDLE.
     context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE"))
-    with urllib.request.urlopen(request, timeout=10, context=context) as answer:
-        answer.read()
+    with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        response.read()

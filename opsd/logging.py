@@ -26,8 +26,7 @@ class SecretRedactor:
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):
             for secret in self._values:
-                if secret in value:
-                    value = value.replace(secret, REDACTED)
+                value = value.replace(secret, REDACTED)
             return value
         if isinstance(value, dict):
             return {

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import botocore.session
@@ -15,6 +16,7 @@ from botocore.serialize import create_serializer
 
 from opsd.aws import describe_aws_error
 from opsd.metric_catalog import ENVIRONMENT, TASK, spec
+from opsd.results import TaskError
 from opsd.settings import Settings
 
 # PutMetricData limits: 1,000 metric data items, 150 distinct values per Values array,
@@ -59,18 +61,7 @@ def split_datum(datum: Datum) -> Iterator[Datum]:
     values, counts = _distinct(datum)
     for start in range(0, len(values), MAX_VALUES_PER_ITEM):
         stop = start + MAX_VALUES_PER_ITEM
-        yield Datum(
-            datum.name,
-            None,
-            values[start:stop],
-            counts[start:stop],
-            datum.timestamp,
-            datum.task,
-            datum.ref,
-        )
-
-
-_split = split_datum
+        yield replace(datum, value=None, values=values[start:stop], counts=counts[start:stop])
 
 
 def to_metric_data(datum: Datum, environment: str) -> dict[str, Any]:
@@ -121,12 +112,8 @@ class PayloadSizer:
     def __call__(self, item: dict[str, Any]) -> int:
         if not self._fixed_width:
             # Text protocols spell out the item's position: allow for four-digit indexes.
-            return (
-                self._measure([item])
-                - self.base
-                + _HEADER_SLACK
-                + 4 * (4 + 2 * len(item.get("Values", ())))
-            )
+            indexes = 4 * (4 + 2 * len(item.get("Values", ())))
+            return self._measure([item]) - self.base + _HEADER_SLACK + indexes
         stamp = item.get("Timestamp")
         key = (
             item["MetricName"],
@@ -179,15 +166,11 @@ class MetricsPublisher:
     def __init__(self, settings: Settings, cloudwatch: Any) -> None:
         self._settings = settings
         self._cloudwatch = cloudwatch
-        self._sizer: PayloadSizer | None = None
 
-    @property
+    @cached_property
     def sizer(self) -> PayloadSizer:
-        if self._sizer is None:
-            meta = getattr(self._cloudwatch, "meta", None)
-            model = getattr(meta, "service_model", None)
-            self._sizer = PayloadSizer(model, self._settings.metrics_namespace)
-        return self._sizer
+        model = getattr(getattr(self._cloudwatch, "meta", None), "service_model", None)
+        return PayloadSizer(model, self._settings.metrics_namespace)
 
     @property
     def enabled(self) -> bool:
@@ -226,5 +209,5 @@ class MetricsPublisher:
         return calls
 
 
-class MetricsError(Exception):
-    pass
+class MetricsError(TaskError):
+    """PutMetricData failed: a task that must publish fails with this one line."""

@@ -31,6 +31,9 @@ from opsd.schedule import TaskSpec
 from opsd.settings import ConfigError, Settings, load_settings
 from opsd.state import OpsState
 
+# Fields of the `task finished` line that a task's details do not override.
+_LOGGED_ANYWAY = {"task", "run_id", "status", "duration_s", "message", "event"}
+
 
 class Terminated(BaseException):
     """SIGTERM arrived: unwind (cleaning up on the way) and report the run as failed."""
@@ -96,32 +99,10 @@ def execute(spec: TaskSpec, ctx: TaskContext, args: argparse.Namespace) -> TaskR
         result = TaskResult(spec.name, Status.FAILED, f"{type(exc).__name__}: {exc}")
     result.task = spec.name
     result.duration_s = time.monotonic() - began
-    _record(ctx, started_at, result)
-    _publish_task_metrics(ctx, result)
-    log = ctx.log.error if result.failed else ctx.log.info
-    log(
-        "task finished",
-        status=str(result.status),
-        duration_s=round(result.duration_s, 3),
-        message=result.message,
-        **_loggable(result.details),
-    )
-    return result
-
-
-def _loggable(details: Mapping[str, Any]) -> dict[str, Any]:
-    reserved = {"task", "run_id", "status", "duration_s", "message", "event"}
-    return {k: v for k, v in details.items() if k not in reserved}
-
-
-def _record(ctx: TaskContext, started_at: datetime, result: TaskResult) -> None:
     try:
         ctx.state.record_run(ctx.run_id, started_at, result)
     except Exception as exc:
         ctx.log.warning("run not recorded", path=str(ctx.settings.ops_state_path), error=str(exc))
-
-
-def _publish_task_metrics(ctx: TaskContext, result: TaskResult) -> None:
     try:
         ctx.metrics.publish(
             [
@@ -132,6 +113,15 @@ def _publish_task_metrics(ctx: TaskContext, result: TaskResult) -> None:
         )
     except Exception as exc:
         ctx.log.warning("task metrics not published", error=str(exc))
+    log = ctx.log.error if result.failed else ctx.log.info
+    log(
+        "task finished",
+        status=str(result.status),
+        duration_s=round(result.duration_s, 3),
+        message=result.message,
+        **{k: v for k, v in result.details.items() if k not in _LOGGED_ANYWAY},
+    )
+    return result
 
 
 def overview(registry: Mapping[str, TaskSpec]) -> str:
@@ -188,12 +178,8 @@ def main(argv: Sequence[str] | None, registry: Mapping[str, TaskSpec]) -> int:
             to_stderr=getattr(args, "json", False),
         )
         signal.signal(signal.SIGTERM, _raise_terminated)
-        ctx = TaskContext(
-            settings=settings,
-            clients=AwsClients(settings),
-            task=spec.name,
-            interactive=sys.stdin.isatty() and sys.stdout.isatty(),
-        )
+        interactive = sys.stdin.isatty() and sys.stdout.isatty()
+        ctx = TaskContext(settings, AwsClients(settings), spec.name, interactive=interactive)
         ctx.state  # noqa: B018 (opened before the run: a bad OPS_STATE_PATH is a setting's error)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

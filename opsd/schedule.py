@@ -7,7 +7,6 @@ import importlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 from apscheduler.triggers.base import BaseTrigger
@@ -51,8 +50,7 @@ class TaskSpec:
     start_order: int | None = None
 
     def load(self) -> TaskModule:
-        module: ModuleType = importlib.import_module(self.module)
-        return module  # type: ignore[return-value]
+        return importlib.import_module(self.module)  # type: ignore[return-value]
 
     def parser(self) -> argparse.ArgumentParser:
         """The task's command line, the same for `python -m tasks` and the daemon."""
@@ -86,12 +84,8 @@ def trigger_for(expression: str) -> BaseTrigger:
         minute, hour, day, month, weekday, year = fields
         if weekday not in ("?", "*"):
             raise ValueError(f"{expression}: day-of-week schedules are not supported")
+        day = "*" if day == "?" else day
         return CronTrigger(
-            minute=minute,
-            hour=hour,
-            day="*" if day == "?" else day,
-            month=month,
-            year=year,
-            timezone="UTC",
+            minute=minute, hour=hour, day=day, month=month, year=year, timezone="UTC"
         )
     raise ValueError(f"{expression}: not an EventBridge cron(...) or rate(...) expression")

@@ -1,18 +1,10 @@
-"""The declared storage policy, in one place (issue 4, ARCHITECTURE §4–5).
+"""The declared storage policy, in one place (ARCHITECTURE §4–5), as plain data in the AWS API
+shapes.
 
 Read by `lifecycle-check` (compare), by `lifecycle-check --fix` and local mode (apply, through
 `apply_bucket_rule` / `apply_log_retention`), and by the test that holds the CloudFormation
-template's buckets and log groups to it. The policy is plain data in the AWS API shapes:
-
-- `BUCKET_KINDS` — ("drawings", "models", "backups"); `bucket_name(kind, settings)`.
-- `BUCKET_RULES` — the rules every bucket is held to: versioning, encryption,
-  public-access-block, tls-only, plus one `lifecycle:<rule id>` per `desired_lifecycle_rules`.
-- `desired_lifecycle_rules(kind, settings) -> list[dict]` — S3 `LifecycleConfiguration.Rules`
-  entries, each with a stable `ID` (`LIFECYCLE_RULE_IDS`), so `--fix` replaces only its own
-  rules and keeps unrelated ones.
-- `VERSIONING`, `ENCRYPTION` (ServerSideEncryptionConfiguration), `PUBLIC_ACCESS_BLOCK`,
-  `tls_only_statement(bucket)` (the Deny on aws:SecureTransport = false, Sid `TLS_SID`).
-- `LOG_RETENTION_DAYS` (30) and `log_group_names(settings)`.
+template's buckets and log groups to it. Each lifecycle rule has a stable `ID`, so `--fix`
+replaces only its own rules and keeps unrelated ones.
 """
 
 from __future__ import annotations
@@ -79,55 +71,35 @@ def log_group_names(settings: Settings) -> list[str]:
 def desired_lifecycle_rules(kind: str, settings: Settings) -> list[dict[str, Any]]:
     """The lifecycle rules the policy declares for a bucket of `kind`, in the S3 API shape."""
     if kind == "drawings":
-        (ia,) = LIFECYCLE_RULE_IDS["drawings"]
-        return [
-            {
-                "ID": ia,
-                "Status": "Enabled",
-                "Filter": {"Prefix": ""},
-                "Transitions": [{"Days": DRAWINGS_IA_DAYS, "StorageClass": "STANDARD_IA"}],
-            }
-        ]
+        (ia,) = LIFECYCLE_RULE_IDS[kind]
+        transition = {"Days": DRAWINGS_IA_DAYS, "StorageClass": "STANDARD_IA"}
+        return [_lifecycle_rule(ia, "", Transitions=[transition])]
     if kind == "models":
-        (noncurrent,) = LIFECYCLE_RULE_IDS["models"]
-        return [
-            {
-                "ID": noncurrent,
-                "Status": "Enabled",
-                "Filter": {"Prefix": ""},
-                "NoncurrentVersionExpiration": {
-                    "NoncurrentDays": settings.model_version_expiry_days
-                },
-            }
-        ]
+        (noncurrent,) = LIFECYCLE_RULE_IDS[kind]
+        expiry = {"NoncurrentDays": settings.model_version_expiry_days}
+        return [_lifecycle_rule(noncurrent, "", NoncurrentVersionExpiration=expiry)]
     if kind == "backups":
-        glacier, expiry, abort_incomplete = LIFECYCLE_RULE_IDS["backups"]
-        scope = {"Prefix": backup_key_prefix(settings)}
+        glacier, expiry_id, abort_id = LIFECYCLE_RULE_IDS[kind]
+        prefix = backup_key_prefix(settings)
+        transition = {"Days": settings.backup_glacier_days, "StorageClass": "GLACIER"}
+        expiration = {"Days": settings.backup_expiry_days}
+        # The parts of an upload whose task was killed before it could abort it.
+        abort = {"DaysAfterInitiation": ABORT_INCOMPLETE_UPLOAD_DAYS}
         return [
-            {
-                "ID": glacier,
-                "Status": "Enabled",
-                "Filter": dict(scope),
-                "Transitions": [{"Days": settings.backup_glacier_days, "StorageClass": "GLACIER"}],
-            },
-            {
-                "ID": expiry,
-                "Status": "Enabled",
-                "Filter": dict(scope),
-                "Expiration": {"Days": settings.backup_expiry_days},
-                "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
-            },
-            {
-                # The parts of an upload whose task was killed before it could abort it.
-                "ID": abort_incomplete,
-                "Status": "Enabled",
-                "Filter": dict(scope),
-                "AbortIncompleteMultipartUpload": {
-                    "DaysAfterInitiation": ABORT_INCOMPLETE_UPLOAD_DAYS
-                },
-            },
+            _lifecycle_rule(glacier, prefix, Transitions=[transition]),
+            _lifecycle_rule(
+                expiry_id,
+                prefix,
+                Expiration=expiration,
+                NoncurrentVersionExpiration={"NoncurrentDays": 1},
+            ),
+            _lifecycle_rule(abort_id, prefix, AbortIncompleteMultipartUpload=abort),
         ]
     raise ValueError(f"{kind}: not a bucket kind ({', '.join(BUCKET_KINDS)})")
+
+
+def _lifecycle_rule(rule_id: str, prefix: str, **action: Any) -> dict[str, Any]:
+    return {"ID": rule_id, "Status": "Enabled", "Filter": {"Prefix": prefix}, **action}
 
 
 def tls_only_statement(bucket: str) -> dict[str, Any]:

@@ -10,11 +10,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from opsd.aws import describe_aws_error
-from opsd.metrics import Datum, MetricsError
+from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from tasks.costs import alerts as alerts
-from tasks.costs.breakdown import daily_breakdown
+from tasks.costs.breakdown import Breakdown, daily_breakdown
 
 DESCRIPTION = (
     "Read the monthly budget (BUDGET_NAME): actual and forecast spend as a percentage of the "
@@ -72,15 +72,12 @@ def poll_budget(ctx: TaskContext, now: datetime, as_json: bool = False) -> TaskR
     data = [Datum("BudgetActualPercent", spend.actual_pct, timestamp=now)]
     if spend.forecast_pct is not None:
         data.append(Datum("BudgetForecastPercent", spend.forecast_pct, timestamp=now))
-    try:
-        ctx.metrics.publish(data)
-    except MetricsError as exc:
-        raise TaskError(str(exc)) from None
+    ctx.metrics.publish(data)
 
     breakdown = daily_breakdown(ctx.clients("ce"), ctx.state, ctx.run_id, now, ctx.log)
     period = now.strftime("%Y-%m")
     crossed = [t for t in alerts.THRESHOLDS if t.crossed(spend.actual_pct, spend.forecast_pct)]
-    outcomes = _send_alerts(ctx, crossed, spend, period, now, breakdown.services, breakdown.note)
+    outcomes = _send_alerts(ctx, crossed, spend, period, now, breakdown)
 
     report: dict[str, Any] = {
         "budget": spend.budget,
@@ -120,8 +117,7 @@ def _send_alerts(
     spend: alerts.Spend,
     period: str,
     now: datetime,
-    services: list[tuple[str, float]],
-    services_note: str,
+    breakdown: Breakdown,
 ) -> dict[str, str]:
     """Outcome per crossed threshold: sent, already sent, not configured, or failed: why."""
     state = ctx.state
@@ -135,14 +131,15 @@ def _send_alerts(
             outcomes[threshold.key] = "already sent this period"
             continue
         subject, body = alerts.compose(
-            threshold, spend, period, now.date(), services, services_note
+            threshold, spend, period, now.date(), breakdown.services, breakdown.note
         )
         try:
-            message_id = alerts.publish_alert(ctx.clients("sns"), topic, subject, body)
+            answer = ctx.clients("sns").publish(TopicArn=topic, Subject=subject, Message=body)
         except (ClientError, BotoCoreError) as exc:
             state.release_alert(spend.budget, period, threshold.key, ctx.run_id)
             outcomes[threshold.key] = "failed: " + describe_aws_error("publish to SNS", exc)
             continue
+        message_id = str(answer["MessageId"])
         state.confirm_alert(spend.budget, period, threshold.key, message_id)
         ctx.log.info("budget alert sent", threshold=threshold.key, message_id=message_id)
         outcomes[threshold.key] = "sent"

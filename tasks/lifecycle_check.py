@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from opsd.aws import describe_aws_error
 from opsd.formatting import text_table
-from opsd.metrics import Datum, MetricsError
+from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
 from tasks.storage.compliance import (
@@ -62,18 +63,16 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     violations = sum(f.status == VIOLATION for f in findings)
     unchecked = sum(f.status == CANNOT_CHECK for f in findings)
     # An unreadable rule is not known to comply, so it counts towards the alarm too.
-    try:
-        ctx.metrics.publish([Datum("LifecycleViolations", violations + unchecked)])
-    except MetricsError as exc:
-        raise TaskError(str(exc)) from None
-    summary = f"{len(findings)} checks: {violations} violations, {unchecked} cannot check"
+    ctx.metrics.publish([Datum("LifecycleViolations", violations + unchecked)])
+    checked = f"{len(findings)} checks: {violations} violations, {unchecked} cannot check"
+    summary = checked
     if args.fix:
         verb = "would change" if args.dry_run else "changed"
         summary += f"; {verb} {len(changes)}" + (
             f", {len(failed_fixes)} fixes failed" if failed_fixes else ""
         )
     document = {
-        "findings": [f.as_dict() for f in findings],
+        "findings": [asdict(f) for f in findings],
         "violations": violations,
         "cannot_check": unchecked,
         "fix": bool(args.fix),
@@ -81,13 +80,9 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         "changes": changes,
         "failed_fixes": failed_fixes,
     }
-    output = json.dumps(document, indent=2) if args.json else _report(findings, document)
+    output = json.dumps(document, indent=2) if args.json else _report(findings, document, checked)
     status = Status.VIOLATION if violations or unchecked or failed_fixes else Status.OK
-    details: dict[str, Any] = {
-        "violations": violations,
-        "cannot_check": unchecked,
-        "changes": len(changes),
-    }
+    details = {"violations": violations, "cannot_check": unchecked, "changes": len(changes)}
     return TaskResult(ctx.task, status, summary, details, output=output)
 
 
@@ -105,18 +100,14 @@ def _outcome(finding: Finding) -> str:
     return f"expected {finding.expected}; found {finding.actual}"
 
 
-def _report(findings: list[Finding], document: dict[str, Any]) -> str:
+def _report(findings: list[Finding], document: dict[str, Any], checked: str) -> str:
     cells = [[_MARKS[f.status], f.resource, f.rule, _outcome(f)] for f in findings]
     lines = text_table(cells, [max(map(len, _MARKS.values()))])
     if document["fix"]:
         heading = "changes that --fix would make:" if document["dry_run"] else "changes made:"
         lines += ["", heading, *(f"  {c}" for c in document["changes"] or ["none"])]
         lines += [f"  FAILED {failure}" for failure in document["failed_fixes"]]
-    lines += [
-        "",
-        f"{len(findings)} checks: {document['violations']} violations, "
-        f"{document['cannot_check']} cannot check",
-    ]
+    lines += ["", checked]
     if document["violations"] and not document["fix"]:
         lines.append("run with --fix to apply the policy (--fix --dry-run to preview)")
     return "\n".join(lines)

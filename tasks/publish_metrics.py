@@ -40,17 +40,8 @@ from tasks.metrics.analysis_minutes import (
     minutes_between,
     parse_minute,
 )
-from tasks.metrics.cursor import (
-    WATERMARK_KEY,
-    Cursor,
-    InFlight,
-    Position,
-    PublishState,
-    parse_cursor,
-)
+from tasks.metrics.cursor import Cursor, InFlight, Position, PublishState, parse_cursor
 from tasks.metrics.readback import newest_published_minute, samples_in_minute
-
-__all__ = ["WATERMARK_KEY", "publish_metrics"]
 
 DESCRIPTION = (
     "Publish AnalysisCount, AnomalyCount and ProcessingTime per minute since the last run, "
@@ -87,12 +78,8 @@ def publish_metrics(ctx: TaskContext, now: datetime, as_json: bool = False) -> T
         holder = lease.holder
         if not lease.taken:
             assert holder is not None
-            return TaskResult(
-                ctx.task,
-                Status.SKIPPED,
-                f"{holder.describe()} is publishing (its lease runs to {holder.expires_at}): "
-                "nothing to do",
-            )
+            busy = f"{holder.describe()} is publishing (its lease runs to {holder.expires_at})"
+            return TaskResult(ctx.task, Status.SKIPPED, f"{busy}: nothing to do")
         if holder is not None:
             notes.append(_dead_run(ctx, holder, lease.recorded_dead_run))
         return _Run(ctx, now, lease, notes).publish(as_json)
@@ -119,6 +106,7 @@ class _Run:
         self.lease = lease
         self.notes = notes
         self.state = PublishState(ctx.state)
+        self.cloudwatch = ctx.clients("cloudwatch")
         self.end = last_closed_minute_end(now)
         self.floor = minute_text(now - LOOKBACK)
         self.grace = timedelta(0) if ctx.settings.is_local else VISIBILITY_GRACE
@@ -170,8 +158,8 @@ class _Run:
     # Where to start -------------------------------------------------------------------------
 
     def _starting_cursor(self, conn: ReadConnection) -> Cursor:
-        cursor = parse_cursor(self.state.raw_cursor())
         raw = self.state.raw_cursor()
+        cursor = parse_cursor(raw)
         if raw is not None and cursor is None:
             self.notes.append(f"the stored watermark {str(raw)[:40]!r} is unreadable")
         in_flight, had_in_flight = self.state.in_flight()
@@ -190,15 +178,10 @@ class _Run:
             self.state.move(cursor, self.clock())
         return cursor
 
-    def _cloudwatch(self) -> Any:
-        return self.ctx.clients("cloudwatch")
-
     def _settle_in_flight(self, record: InFlight) -> Cursor:
         """A run died after writing what its call carried and before recording it as sent."""
         witness = record.witness
-        seen = samples_in_minute(
-            self._cloudwatch(), self.ctx.settings, witness.metric, witness.minute
-        )
+        seen = samples_in_minute(self.cloudwatch, self.ctx.settings, witness.metric, witness.minute)
         if seen >= witness.samples:
             self.notes.append(
                 f"run {record.run_id} died after its call for [{record.start}, {record.through}) "
@@ -222,7 +205,7 @@ class _Run:
 
     def _resume_after_newest(self, conn: ReadConnection, before: datetime) -> Cursor:
         newest = newest_published_minute(
-            self._cloudwatch(), self.ctx.settings, self.now - LOOKBACK, before
+            self.cloudwatch, self.ctx.settings, self.now - LOOKBACK, before
         )
         if newest is not None:
             resume = minute_text(parse_minute(newest) + timedelta(minutes=1))
@@ -256,7 +239,7 @@ class _Run:
             return cursor
         minute, sent_at = due[-1]
         try:
-            held = samples_in_minute(self._cloudwatch(), self.ctx.settings, "AnalysisCount", minute)
+            held = samples_in_minute(self.cloudwatch, self.ctx.settings, "AnalysisCount", minute)
         except (ClientError, BotoCoreError) as exc:
             # Nothing is at stake in sending on: a later run checks this minute again.
             problem = describe_aws_error(f"check that CloudWatch still holds {minute}", exc)
@@ -294,12 +277,9 @@ class _Run:
             raise TaskError(f"stopped before a PutMetricData call: {self.lease.lost}")
         positions = [p.ref for p in parts if isinstance(p.ref, Position)]
         if positions:
+            sent_at = self.clock().isoformat()
             record = InFlight(
-                self.ctx.run_id,
-                self.cursor,
-                positions[-1].after(),
-                positions[0],
-                self.clock().isoformat(),
+                self.ctx.run_id, self.cursor, positions[-1].after(), positions[0], sent_at
             )
             self.state.mark_in_flight(record, self.clock())
 

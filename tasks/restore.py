@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -68,14 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True)
 class RestorePlan:
-    bucket: str
+    store: BackupStore
     backup: BackupObject
     metadata: BackupMetadata
     destination: RestoreTarget
     in_place: bool
     service: EcsService | None
-    suspect: str | None = None  # why a backup named by --key is not trusted
-    passed_over: tuple[CheckedBackup, ...] = ()
+    suspect: str | None  # why a backup named by --key is not trusted
+    passed_over: list[CheckedBackup]
 
     @property
     def target(self) -> Path:
@@ -85,14 +86,14 @@ class RestorePlan:
         backup, meta = self.backup, self.metadata
         lines = [
             "restore plan (dry run: nothing changed)",
-            f"  backup    s3://{self.bucket}/{backup.key}",
+            f"  backup    s3://{self.store.bucket}/{backup.key}",
             f"            taken {backup.taken_at:%Y-%m-%d %H:%M} UTC, {backup.size} bytes, "
             f"reason {meta.reason or '?'}, schema {meta.alembic_revision or meta.user_version}",
         ]
         if self.suspect:
             lines.append(f"  SUSPECT   {self.suspect}")
         if self.passed_over:
-            lines.append(f"  skipped   suspect: {describe_suspects(list(self.passed_over))}")
+            lines.append(f"  skipped   suspect: {describe_suspects(self.passed_over)}")
         lines += [
             f"  download  one GET to a temporary file in {self.target.parent}",
             "  verify    sha256 against the metadata, integrity_check, schema and row counts",
@@ -117,7 +118,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     if args.list:
         return _list(ctx, args)
     plan = _make_plan(ctx, args)
-    details = {"bucket": plan.bucket, "key": plan.backup.key, "target": str(plan.target)}
+    details = {"bucket": plan.store.bucket, "key": plan.backup.key, "target": str(plan.target)}
     if args.dry_run:
         output = json.dumps(details) if args.json else plan.describe()
         return TaskResult(
@@ -141,7 +142,7 @@ def _make_plan(ctx: TaskContext, args: argparse.Namespace) -> RestorePlan:
         )
     at = parse_timestamp(args.at) if args.at else None
     store = BackupStore.for_settings(settings, ctx.clients("s3"))
-    chosen, passed_over = _choose(store, store.list(), at, args.key, ctx.clock())
+    chosen, passed_over = _choose(store, at, args.key, ctx.clock())
     if chosen.metadata is None:
         raise TaskError(f"{chosen.key} cannot be verified, nothing restored: {chosen.suspect}")
     name = chosen.key.rsplit("/", 1)[-1]
@@ -162,26 +163,23 @@ def _make_plan(ctx: TaskContext, args: argparse.Namespace) -> RestorePlan:
             timeout_s=settings.ecs_wait_timeout_s,
         )
     return RestorePlan(
-        store.bucket,
+        store,
         chosen.backup,
         chosen.metadata,
         destination,
         in_place,
         service,
         chosen.suspect,
-        tuple(passed_over),
+        passed_over,
     )
 
 
 def _choose(
-    store: BackupStore,
-    listed: list[BackupObject],
-    at: datetime | None,
-    key: str | None,
-    now: datetime,
+    store: BackupStore, at: datetime | None, key: str | None, now: datetime
 ) -> tuple[CheckedBackup, list[CheckedBackup]]:
     """A named key as it is (checked, and said so when suspect); otherwise the newest backup
     we took at or before `at`, passing over suspect objects."""
+    listed = store.list()
     first = select_backup(listed, at=at, key=key)
     if key is not None:
         return store.check(first, now), []
@@ -206,12 +204,8 @@ def _restore(
     except OSError as exc:
         raise TaskError(f"{key} to {target}: {exc.strerror or exc}") from None
     progress = progress_on_terminal(f"restoring {key.rsplit('/', 1)[-1]}", plan.backup.size)
-    temp = BackupStore.for_settings(ctx.settings, ctx.clients("s3")).download(
-        key,
-        target.parent,
-        progress=progress,
-        check_stop=ctx.check_stop,
-        durable=False,
+    temp = plan.store.download(
+        key, target.parent, progress=progress, check_stop=ctx.check_stop, durable=False
     )
     try:
         # The file reaches the disk while it is checked; both finish before any rename.
@@ -237,10 +231,7 @@ def _restore(
                 )
         ctx.check_stop()
         stamp = ctx.clock().strftime("%Y%m%dT%H%M%SZ")
-        if plan.service is not None:
-            with service_stopped(plan.service):
-                kept = place_verified_file(temp, target, stamp)
-        else:
+        with service_stopped(plan.service) if plan.service else nullcontext():
             kept = place_verified_file(temp, target, stamp)
     finally:
         remove_quietly(temp)
@@ -288,13 +279,8 @@ def _list(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     if suspects:
         message += f"; {suspects} suspect (never chosen by --latest or --at)"
     output = json.dumps(rows, indent=2) if args.json else _table(rows, len(backups), bucket)
-    return TaskResult(
-        ctx.task,
-        Status.OK,
-        message,
-        {"bucket": bucket, "count": len(backups), "suspect": suspects},
-        output=output,
-    )
+    details = {"bucket": bucket, "count": len(backups), "suspect": suspects}
+    return TaskResult(ctx.task, Status.OK, message, details, output=output)
 
 
 def _table(rows: list[dict[str, Any]], total: int, bucket: str) -> str:

@@ -41,7 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
     refuse_unless_sqlite(ctx.settings, "verify-backup")
     store = BackupStore.for_settings(ctx.settings, ctx.clients("s3"))
-    bucket = store.bucket
     try:
         chosen, passed_over = _choose(store, args.key, ctx.clock())
     except NothingToTrust:
@@ -49,7 +48,7 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         raise
     key = chosen.key
     previous = ctx.state.latest_drills().get(key)
-    details: dict[str, Any] = {"bucket": bucket, "key": key, "bytes": chosen.backup.size}
+    details: dict[str, Any] = {"bucket": store.bucket, "key": key, "bytes": chosen.backup.size}
     problems = [chosen.suspect] if chosen.suspect else []
     if chosen.metadata is not None:
         try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -104,8 +103,3 @@ def compose(
     else:
         lines.append(f"Top services: not available ({services_note}).")
     return subject, "\n".join(lines)
-
-
-def publish_alert(sns: Any, topic_arn: str, subject: str, body: str) -> str:
-    answer = sns.publish(TopicArn=topic_arn, Subject=subject, Message=body)
-    return str(answer["MessageId"])

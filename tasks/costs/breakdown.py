@@ -30,7 +30,6 @@ class CostWindow:
 class Breakdown:
     services: list[tuple[str, float]]  # largest first
     note: str
-    queried_on: str
     requested_now: bool
 
 
@@ -38,11 +37,8 @@ def cost_window(today: date) -> CostWindow:
     month_start = today.replace(day=1)
     if today == month_start:
         previous = (month_start - timedelta(days=1)).replace(day=1)
-        return CostWindow(
-            previous,
-            month_start,
-            f"today is the 1st: all of {previous:%Y-%m}, as this month has no complete day yet",
-        )
+        note = f"today is the 1st: all of {previous:%Y-%m}, as this month has no complete day yet"
+        return CostWindow(previous, month_start, note)
     last = today - timedelta(days=1)
     return CostWindow(month_start, today, f"month to date, {month_start} to {last}")
 
@@ -79,9 +75,9 @@ def daily_breakdown(ce: Any, state: OpsState, run_id: str, now: datetime, log: A
     if not state.claim_cost_request(day, run_id, now):
         stored = state.cost_answer(day)
         if stored is None:
-            return Breakdown([], "another run is asking Cost Explorer right now", day, False)
+            return Breakdown([], "another run is asking Cost Explorer right now", False)
         services = [(str(name), float(amount)) for name, amount in stored["services"]]
-        return Breakdown(services, stored["note"], day, False)
+        return Breakdown(services, stored["note"], False)
     window = cost_window(now.date())
     try:
         services = query_services(ce, window)
@@ -92,4 +88,4 @@ def daily_breakdown(ce: Any, state: OpsState, run_id: str, now: datetime, log: A
         log.warning("cost breakdown unavailable", error=note)
     state.store_cost_answer(day, {"services": services, "note": note})
     log.info("cost explorer queried", start=str(window.start), end=str(window.end))
-    return Breakdown(services, note, day, True)
+    return Breakdown(services, note, True)

@@ -20,6 +20,7 @@ from opsd.metrics import Datum
 from tasks.backups.app_database import ReadConnection
 
 MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
+SLICE = timedelta(days=1)
 
 _GROUPED = """
 SELECT substr(created_at, 1, 16) AS minute,
@@ -41,12 +42,8 @@ class MinuteTotals:
     values: array[float] = field(default_factory=lambda: array("d"))
     counts: array[float] = field(default_factory=lambda: array("d"))
 
-    @property
-    def timestamp(self) -> datetime:
-        return parse_minute(self.minute)
-
     def data(self) -> list[Datum]:
-        stamp = self.timestamp
+        stamp = parse_minute(self.minute)
         data = [
             Datum("AnalysisCount", self.analyses, timestamp=stamp),
             Datum("AnomalyCount", self.anomalies, timestamp=stamp),
@@ -70,9 +67,6 @@ def last_closed_minute_end(now: datetime) -> str:
     """The exclusive end of the minutes that are over: a minute is published a minute after it
     ends, so a row written late in it is not lost."""
     return minute_text(now - timedelta(minutes=1))
-
-
-SLICE = timedelta(days=1)
 
 
 def read_minutes(conn: ReadConnection, start: str, end: str) -> list[MinuteTotals]:

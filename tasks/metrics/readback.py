@@ -29,25 +29,18 @@ def _points(
     period: timedelta,
 ) -> list[tuple[datetime, float]]:
     """(timestamp, value) of every period with data in [start, end), newest first."""
+    metric_stat = {
+        "Metric": {
+            "Namespace": settings.metrics_namespace,
+            "MetricName": metric,
+            "Dimensions": [{"Name": ENVIRONMENT, "Value": settings.environment}],
+        },
+        "Period": int(period.total_seconds()),
+        "Stat": stat,
+    }
+    query = {"Id": "q", "MetricStat": metric_stat, "ReturnData": True}
     pages = cloudwatch.get_paginator("get_metric_data").paginate(
-        MetricDataQueries=[
-            {
-                "Id": "q",
-                "MetricStat": {
-                    "Metric": {
-                        "Namespace": settings.metrics_namespace,
-                        "MetricName": metric,
-                        "Dimensions": [{"Name": ENVIRONMENT, "Value": settings.environment}],
-                    },
-                    "Period": int(period.total_seconds()),
-                    "Stat": stat,
-                },
-                "ReturnData": True,
-            }
-        ],
-        StartTime=start,
-        EndTime=end,
-        ScanBy="TimestampDescending",
+        MetricDataQueries=[query], StartTime=start, EndTime=end, ScanBy="TimestampDescending"
     )
     points: list[tuple[datetime, float]] = []
     for result in pages.search("MetricDataResults[]"):

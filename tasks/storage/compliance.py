@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -32,9 +32,6 @@ class Finding:
     @property
     def fixable(self) -> bool:
         return self.status != OK and self.rule != "exists"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _versioning(s3: Any, bucket: str, kind: str, settings: Settings) -> tuple[bool, str, str]:

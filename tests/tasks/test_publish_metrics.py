@@ -18,13 +18,14 @@ from botocore.serialize import create_serializer
 
 from opsd.aws import AwsClients
 from opsd.metric_catalog import METRICS
-from opsd.metrics import MAX_PAYLOAD_BYTES, Datum, MetricsPublisher, PayloadSizer, _split
+from opsd.metrics import MAX_PAYLOAD_BYTES, Datum, MetricsPublisher, PayloadSizer
+from opsd.metrics import split_datum as _split
 from opsd.results import Status, TaskError
 from opsd.runner import TaskContext, execute
 from opsd.settings import Settings
 from tasks.backups.store import key_time
-from tasks.metrics.cursor import IN_FLIGHT_KEY
-from tasks.publish_metrics import WATERMARK_KEY, publish_metrics
+from tasks.metrics.cursor import IN_FLIGHT_KEY, WATERMARK_KEY
+from tasks.publish_metrics import publish_metrics
 from tasks.registry import TASKS
 from tests.conftest import add_analysis, create_app_database
 from tests.tasks.backup_helpers import plant_backup
