@@ -67,6 +67,11 @@ _HIGH_LOW: dict[str, tuple[str, str]] = {
         "the background is unusually uniform",
     ),
     "page_noise": ("the image is very grainy or noisy", "the image is unusually smooth"),
+    "ink_cover": ("the whole page is covered", "only a small part of the page is drawn on"),
+    "ink_cover_dense": (
+        "the whole page is covered",
+        "only a small part of the page is drawn on",
+    ),
 }
 
 

@@ -14,6 +14,8 @@ describe what was drawn, as shares and masses that do not depend on the resoluti
   fill decides on its own and which says nothing about whether a child drew the page);
 - shape: the ink in a coarse grid over the box the drawing occupies (what the drawing looks
   like, whatever its size and position on the page);
+- coverage: the share of the page's cells that hold any ink (a scribble over the whole page
+  leaves none bare; the busiest drawings leave some);
 - colours: saturation, colourful share, hues, number of colours used;
 - a few descriptors of the page itself (brightness, colour, evenness, noise), which are
   ordinary for any real paper or photo and only extreme for a dark, coloured, noisy or
@@ -30,9 +32,11 @@ from PIL import Image
 
 from app.scoring.page import Page, estimate_page
 
-FEATURE_VERSION = 3
+FEATURE_VERSION = 4
 GRID = 4
 SHAPE_GRID = 5  # ink shares over the drawing's own box
+COVER_GRID = 16  # cells of the page whose share holding ink is measured
+COVER_LEVELS = (0.02, 0.05)  # mean ink of a cell that counts as covered
 HUE_BINS = 6
 
 COVERAGE_INK = 0.3
@@ -55,6 +59,7 @@ def _feature_names() -> tuple[str, ...]:
     names += ["paper_brightness", "paper_saturation", "paper_unevenness", "paper_colour_spread"]
     names += ["page_noise"]
     names += [f"shape_{r}_{c}" for r in range(SHAPE_GRID) for c in range(SHAPE_GRID)]
+    names += ["ink_cover", "ink_cover_dense"]
     return tuple(names)
 
 
@@ -184,6 +189,13 @@ def _shape(page: Page) -> list[float]:
     return [float(v) for v in np.sqrt(_cell_sums(ink, SHAPE_GRID).ravel() / total)]
 
 
+def _coverage(ink: np.ndarray) -> list[float]:
+    """The share of the page's cells (a COVER_GRID grid) holding ink, at two levels: a busy
+    drawing leaves parts of the page bare, a scribble over the whole page does not."""
+    cells = _cell_sums(ink, COVER_GRID) / (ink.size / COVER_GRID**2)
+    return [float((cells > level).mean()) for level in COVER_LEVELS]
+
+
 def _colours(page: Page) -> list[float]:
     rgb, ink = page.colour, page.colour_ink
     mass = float(ink.sum())
@@ -232,6 +244,7 @@ def extract_features(image: Image.Image) -> np.ndarray:
         page.noise,
     ]
     feats += _shape(page)
+    feats += _coverage(page.ink)
     vector = np.asarray(feats, dtype=np.float32)
     if vector.shape != (FEATURE_COUNT,):  # pragma: no cover - a programming error
         raise AssertionError(f"feature vector has {vector.size} values, not {FEATURE_COUNT}")

@@ -18,7 +18,8 @@ Steps, on a ``WORK_SIZE`` square copy of the upload (JPEGs are decoded at reduce
    mistaken for noise.
 
 What the page itself looked like is kept as a handful of numbers (brightness, saturation,
-evenness, colour spread, noise) for the features.
+evenness, colour spread, noise) for the features. The colour spread is taken over the paper
+blocks only (those the surface went through): a painted sky is the drawing, not the paper.
 """
 
 from __future__ import annotations
@@ -102,10 +103,11 @@ def _block_background(rgb: np.ndarray) -> np.ndarray:
     return np.partition(tiles, rank, axis=3)[..., rank]
 
 
-def _paper_surface(grid: np.ndarray) -> np.ndarray:
+def _paper_surface(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A smooth (cubic) surface through the paper blocks of a (by, bx, 3) block background:
     fitted per channel, then refitted without the blocks well below it (fills, dense ink).
-    Uneven light and vignetting are smooth; a fill is not."""
+    Uneven light and vignetting are smooth; a fill is not. Returns the surface and the
+    (by, bx) mask of the blocks it was last fitted through (the paper)."""
     rows, cols = grid.shape[:2]
     y, x = np.mgrid[0:rows, 0:cols].astype(np.float64)
     x, y = (x + 0.5) / cols - 0.5, (y + 0.5) / rows - 0.5
@@ -121,7 +123,8 @@ def _paper_surface(grid: np.ndarray) -> np.ndarray:
         if (~below).sum() < 2 * len(terms):
             break
         keep = ~below
-    return np.clip(fit, 0.0, 1.0).reshape(grid.shape).astype(np.float32)
+    surface = np.clip(fit, 0.0, 1.0).reshape(grid.shape).astype(np.float32)
+    return surface, keep.reshape(grid.shape[:2])
 
 
 def _page_bounds(luminance: np.ndarray) -> tuple[int, int, int, int]:
@@ -249,7 +252,7 @@ def estimate_page(image: Image.Image) -> Page:
     rgb = rgb[top * BLOCK : bottom * BLOCK, left * BLOCK : right * BLOCK]
     height, width = rgb.shape[:2]
 
-    lifted = _paper_surface(background)
+    lifted, paper_blocks = _paper_surface(background)
     paper = _upsample(lifted, height, width)
     reflectance = np.clip(rgb / np.maximum(paper, 0.03), 0.0, 1.0)
     raw_ink = 1.0 - reflectance.min(axis=2)
@@ -266,6 +269,8 @@ def estimate_page(image: Image.Image) -> Page:
     # Evenness from the blocks themselves: a photographed scene is uneven, paper is smooth.
     block_luminance = background.mean(axis=2)
     tint = background / np.maximum(block_luminance[..., None], 1e-3)
+    # The colour of the paper between the strokes: blocks inside a painted area are not paper.
+    paper_tint = tint[paper_blocks] if paper_blocks.sum() >= 2 else tint.reshape(-1, 3)
     return Page(
         ink=ink.astype(np.float32),
         smooth_ink=_smooth(ink, 1.0),
@@ -277,6 +282,6 @@ def estimate_page(image: Image.Image) -> Page:
         paper_unevenness=float(
             min(1.0, block_luminance.std() / max(block_luminance.mean(), 1e-3) * 4.0)
         ),
-        paper_colour_spread=float(min(1.0, tint.reshape(-1, 3).std(axis=0).mean() * 4.0)),
+        paper_colour_spread=float(min(1.0, paper_tint.std(axis=0).mean() * 4.0)),
         noise=float(min(1.0, noise * 4.0)),
     )

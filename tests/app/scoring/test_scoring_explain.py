@@ -45,3 +45,14 @@ def test_a_blank_page_and_a_solid_colour_page_are_explained() -> None:
     coloured = bundle.score(extract_features(solid), 7)
     assert coloured.is_anomaly and 1 <= len(coloured.reasons) <= 3
     assert any("page" in reason.text for reason in coloured.reasons), coloured.reasons
+
+
+def test_a_whole_page_scribble_is_explained_as_covering_the_page() -> None:
+    bundle = load_packaged_bundle()
+    rng = np.random.default_rng(5)
+    for age in (4, 9, 15):
+        score = bundle.score(
+            extract_features(generate_drawing(age, rng, 384, kind="scribble")), age
+        )
+        assert score.is_anomaly
+        assert "the whole page is covered" in [r.text for r in score.reasons], score.reasons

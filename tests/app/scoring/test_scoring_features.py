@@ -147,3 +147,31 @@ def test_page_noise_is_measured_on_the_paper_not_on_its_printed_lines() -> None:
     squared_values = [extract_features(image)[noise] for image in (squared, _jpeg(squared, 60))]
     assert max(squared_values) < 0.1, squared_values
     assert noisy_value > 3 * max(max(squared_values), 0.05), (noisy_value, squared_values)
+
+
+def test_a_painted_area_is_the_drawing_not_the_paper() -> None:
+    """A large painted area (a house wall, a sun) is ink: the paper's colour spread is taken
+    between the strokes, so it stays as low as on the same page with the shapes outlined."""
+    spread = FEATURE_NAMES.index("paper_colour_spread")
+    plain = Image.new("RGB", (512, 512), (255, 255, 255))
+    draw = ImageDraw.Draw(plain)
+    draw.line((60, 420, 450, 420), fill=(30, 120, 40), width=6)
+    draw.rectangle((180, 260, 330, 410), outline=(40, 40, 40), width=5)
+    painted = plain.copy()
+    paint = ImageDraw.Draw(painted)
+    paint.rectangle((80, 150, 430, 410), fill=(220, 60, 50))
+    paint.ellipse((330, 30, 470, 150), fill=(250, 200, 40))
+    plain_spread = extract_features(plain)[spread]
+    painted_spread = extract_features(painted)[spread]
+    assert painted_spread < plain_spread + 0.05, (plain_spread, painted_spread)
+
+
+def test_a_scribble_over_the_whole_page_leaves_none_of_it_bare() -> None:
+    """The share of the page's cells holding ink: all of them under a whole-page scribble,
+    some left bare by the busiest ordinary drawing of a teenager."""
+    cover = FEATURE_NAMES.index("ink_cover")
+    rng = np.random.default_rng(12)
+    scribbles = [extract_features(generate_drawing(9, rng, 384, kind="scribble")) for _ in range(3)]
+    busy = [extract_features(generate_drawing(16, rng, 384)) for _ in range(6)]
+    assert min(f[cover] for f in scribbles) > 0.6
+    assert max(f[cover] for f in busy) < min(f[cover] for f in scribbles)

@@ -156,3 +156,17 @@ def test_the_covariance_is_shrunk_so_fewer_drawings_than_features_still_fit() ->
     model = fit_group(z, folds=1)
     assert model.component_count == 60
     assert np.all(np.isfinite(model.raw_scores(rng.normal(size=(5, 60)))))
+
+
+def test_every_whole_page_scribble_is_flagged(packaged: ModelBundle) -> None:
+    """A scribble over the whole page at every age (the benchmark missed one of 30 before
+    the page's covered share was a feature)."""
+    rng = np.random.default_rng(1915)
+    missed = [
+        age
+        for age in [*range(2, 19), *range(2, 15)]
+        if not packaged.score(
+            extract_features(generate_drawing(age, rng, 384, kind="scribble")), age
+        ).is_anomaly
+    ]
+    assert not missed, f"scribbles missed at ages {missed}"
