@@ -4,7 +4,8 @@ over the database's bytes, each measured alone in this process, printed as JSON.
 The candidates of issue 15: the SHA-256 the metadata needs, the part checksums S3 can
 verify (SHA-256, CRC32 by zlib, CRC32C and CRC64NVME by awscrt where installed), our one
 pass (SHA-256 and the part checksum over each chunk read once), and the database checks
-(`quick_check` as the backup runs it, `integrity_check` as the drill does, row counts).
+(`quick_check` as the backup runs it, `integrity_check` as the drill does, row counts
+through the smallest index and by table scans as the backup counts them).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from opsd.database import connect, table_row_counts
 from tasks.backups.checksums import path_digests
-from tasks.backups.snapshot import quick_check_errors
+from tasks.backups.snapshot import map_into_memory, quick_check_errors, scanned_row_counts
 
 _CHUNK = 4 << 20
 
@@ -78,7 +79,10 @@ def steps(path: Path) -> dict[str, Callable[[], None]]:
     found["PRAGMA integrity_check (the drill)"] = _database(
         lambda conn: conn.execute("PRAGMA integrity_check").fetchall(), path
     )
-    found["row counts (metadata)"] = _database(table_row_counts, path)
+    found["row counts by the smallest index"] = _database(table_row_counts, path)
+    found["row counts by table scans, mapped (as the backup runs them)"] = _database(
+        lambda conn: (map_into_memory(conn, path), scanned_row_counts(conn)), path
+    )
     return found
 
 

@@ -77,9 +77,8 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
             settings.database_path, settings.scratch_dir, settings.sqlite_busy_timeout_ms, hashing
         )
         ctx.check_stop()
-        # The writers are free again. The integrity check runs while the copy's hashing
-        # ends and its parts go up; the upload completes only if it passes.
-        checked = integrity = BackgroundIntegrityCheck(copy, settings.sqlite_busy_timeout_ms)
+        # The writers are free again. One pass over the snapshot at a time: two at once
+        # in the task's memory evict each other's pages (benchmarks/RESULTS.md, issue 15).
         digests = hashing.result(copy)
         ctx.log.info("snapshot taken", bytes=digests.size, sha256=digests.sha256, **where)
         facts = read_database_facts(
@@ -88,6 +87,9 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         if facts.integrity_errors:
             _refuse(settings.database_path, facts.integrity_errors)
         check_snapshot(settings.database_path, facts, allow_empty=args.allow_empty)
+        # The integrity check runs while the parts go up (read past the page cache by
+        # tasks.backups.upload); the upload completes only if it passes.
+        checked = integrity = BackgroundIntegrityCheck(copy, settings.sqlite_busy_timeout_ms)
         metadata = _metadata(facts, digests, args.reason, taken_at.isoformat(timespec="seconds"))
         encoded = metadata.to_s3()
         details: dict[str, Any] = {**where, "bytes": digests.size, "sha256": digests.sha256}

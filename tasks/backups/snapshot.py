@@ -252,7 +252,8 @@ def read_database_facts(
     mapped: bool = False,
 ) -> DatabaseFacts:
     """Integrity check (unless told not to), page layout, schema version and row counts;
-    `mapped`: SQLite reads the file through a memory map (see `map_into_memory`)."""
+    `mapped`: SQLite reads the file through a memory map (see `map_into_memory`), and
+    counts each table's rows by a scan of the table itself (scanned_row_counts)."""
     try:
         conn = connect(path, readonly=True, busy_timeout_ms=busy_timeout_ms)
     except DatabaseError as exc:
@@ -269,7 +270,7 @@ def read_database_facts(
             sqlite_version=sqlite3.sqlite_version,
             user_version=conn.execute("PRAGMA user_version").fetchone()[0],
             alembic_revision=alembic_revision(conn),
-            row_counts=table_row_counts(conn),
+            row_counts=scanned_row_counts(conn) if mapped else table_row_counts(conn),
         )
     except sqlite3.DatabaseError as exc:
         return DatabaseFacts(0, 0, sqlite3.sqlite_version, 0, None, {}, (str(exc),))
@@ -287,6 +288,29 @@ def map_into_memory(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute(f"PRAGMA mmap_size = {int(path.stat().st_size)}")
 
 
+def scanned_row_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """opsd.database.table_row_counts, each table counted by a scan of its own b-tree
+    (NOT INDEXED). SQLite counts through the smallest index otherwise, and the app's
+    smallest indexes are on random keys (storage_key, public_id): their pages lie all
+    over the file, so on a file larger than the memory at hand every few pages read is a
+    miss. A table's pages were appended in rowid order: a scan reads runs of them."""
+    return {
+        name: conn.execute(f'SELECT count(*) FROM "{name}" NOT INDEXED').fetchone()[0]
+        for name in _table_names(conn)
+    }
+
+
+def _table_names(conn: sqlite3.Connection) -> list[str]:
+    """The tables opsd.database.table_row_counts counts, in its order."""
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name"
+        )
+    ]
+
+
 def quick_check_errors(conn: sqlite3.Connection, limit: int = 5) -> list[str]:
     """Problems `PRAGMA quick_check` reports; empty when the database is sound.
 
@@ -299,7 +323,14 @@ def quick_check_errors(conn: sqlite3.Connection, limit: int = 5) -> list[str]:
 
 class BackgroundIntegrityCheck:
     """`PRAGMA quick_check` of a snapshot in a thread, so that it runs while the parts
-    upload (see quick_check_errors)."""
+    upload (see quick_check_errors); started once the facts are read, never beside
+    another pass over the file.
+
+    SQLite reads the file page by page, not through a memory map: the check walks each
+    index in key order, all over the file, and a map's 8 MiB read-around on every fault
+    holds in the task's 512 MB only while a little more memory is free (3.7 GB read for
+    a 1 GB snapshot), and reads the file twenty times over once the upload's buffers take
+    80 MB of it (benchmarks/RESULTS.md, issue 15, 2026-12-03 evening)."""
 
     def __init__(self, path: Path, busy_timeout_ms: int = 30_000) -> None:
         self._path = path
@@ -324,7 +355,6 @@ class BackgroundIntegrityCheck:
         finally:
             self._opened.set()
         try:
-            map_into_memory(self._conn, self._path)
             self._errors = quick_check_errors(self._conn)
         except sqlite3.Error as exc:
             self._errors = [str(exc)]

@@ -389,6 +389,32 @@ def test_integrity_failure_found_during_the_upload_aborts_it(
     assert scratch_files(settings.scratch_dir) == []
 
 
+def test_the_quick_check_starts_only_once_the_facts_are_read(
+    make_ctx: Any, app_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two passes over a snapshot larger than the task's memory at once evict each other's
+    pages and read the file many times over (issue 15): the row counts, then the check."""
+    events: list[str] = []
+    check_started = threading.Event()
+    real_check, real_facts = snapshot_module.quick_check_errors, backup_task.read_database_facts
+
+    def check(conn: sqlite3.Connection) -> list[str]:
+        events.append("check started")
+        check_started.set()
+        return real_check(conn)
+
+    def facts(*args: Any, **kwargs: Any) -> Any:
+        read = real_facts(*args, **kwargs)
+        check_started.wait(timeout=1.0)  # a check running alongside has started by now
+        events.append("facts read")
+        return read
+
+    monkeypatch.setattr(snapshot_module, "quick_check_errors", check)
+    monkeypatch.setattr(backup_task, "read_database_facts", facts)
+    assert run_task(make_ctx("backup")).status is Status.OK
+    assert events == ["facts read", "check started"]
+
+
 def test_verification_after_upload_reports_every_difference() -> None:
     digests = FileDigests("ab" * 32, 8192, 8192, "CRC64NVME", (7,), object_crc=7)
 
