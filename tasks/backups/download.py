@@ -110,6 +110,7 @@ def remove_abandoned_downloads(directory: Path) -> list[Path]:
 
 
 def sync_file(path: Path) -> None:
+    """fsync of a file, or of a directory (a rename in it made durable)."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)

@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 from opsd.results import TaskError
+from tasks.backups.download import sync_file
 from tasks.backups.target import kind_of
 
 # SQLite's companions of a database file; a stale one beside a new file would corrupt it.
@@ -54,7 +55,7 @@ def place_verified_file(verified: Path, target: Path, stamp: str) -> Path | None
         os.replace(verified, target)
     except OSError as exc:
         raise TaskError(f"{target}: rename failed, nothing replaced: {exc}") from None
-    _sync_directory(target.parent)
+    sync_file(target.parent)
     return kept
 
 
@@ -107,11 +108,3 @@ def _copy(target: Path, kept: Path) -> None:
             f"{target}: cannot keep the current database as {kept.name}, "
             f"nothing replaced: {exc.strerror or exc}"
         ) from None
-
-
-def _sync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
