@@ -34,10 +34,6 @@ NEXT_RUNS_KEY = "daemon.next_runs"
 log = structlog.get_logger()
 
 
-def ops_state(settings: Settings) -> OpsState:
-    return OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms)
-
-
 class Daemon:
     def __init__(
         self, settings: Settings, registry: Mapping[str, TaskSpec], clients: AwsClients
@@ -96,7 +92,7 @@ class Daemon:
             self.run_task(name)  # None once a shutdown has begun
 
     def _announce(self) -> None:
-        with ops_state(self.settings) as state:
+        with OpsState.for_settings(self.settings) as state:
             state.set(
                 DAEMON_KEY,
                 {
@@ -116,7 +112,7 @@ class Daemon:
 
     def _save_next_runs(self) -> None:
         """So that `opsd status`, in another process, shows when each task runs next."""
-        state = ops_state(self.settings)
+        state = OpsState.for_settings(self.settings)
         try:
             state.set(
                 NEXT_RUNS_KEY,
@@ -151,7 +147,7 @@ def status_rows(
 ) -> list[dict[str, Any]]:
     """Per task: schedule, last run and its status, and the next scheduled run."""
     now = now or datetime.now(UTC)
-    with ops_state(settings) as state:
+    with OpsState.for_settings(settings) as state:
         last = state.last_runs()
         planned = state.get(NEXT_RUNS_KEY, {}) if process_alive(state.get(DAEMON_KEY)) else {}
     rows = []
@@ -175,6 +171,6 @@ def status_rows(
 
 def daemon_info(settings: Settings) -> dict[str, Any] | None:
     """What the last daemon to start recorded, with whether its process is alive here."""
-    with ops_state(settings) as state:
+    with OpsState.for_settings(settings) as state:
         info = state.get(DAEMON_KEY)
     return {**info, "alive": process_alive(info)} if info else None

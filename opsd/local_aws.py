@@ -131,7 +131,7 @@ def point_environment_at(url: str, ca_bundle: Path) -> None:
 
 def record_running_endpoint(settings: Settings, embedded: EmbeddedAws) -> None:
     """So that a task started by hand in local mode finds the endpoint `opsd run` serves."""
-    with OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms) as state:
+    with OpsState.for_settings(settings) as state:
         state.set(
             LOCAL_AWS_KEY,
             {
@@ -148,7 +148,7 @@ def attach_running_endpoint(settings: Settings) -> Settings:
     shares this OPS_STATE_PATH, if there is one; otherwise the settings as they are."""
     if not settings.is_local or settings.aws_endpoint_url or not settings.ops_state_path.exists():
         return settings
-    with OpsState(settings.ops_state_path, settings.sqlite_busy_timeout_ms) as state:
+    with OpsState.for_settings(settings) as state:
         running = state.get(LOCAL_AWS_KEY)
     if not process_alive(running):
         return settings

@@ -66,7 +66,7 @@ class TaskContext:
 
     @cached_property
     def state(self) -> OpsState:
-        return OpsState(self.settings.ops_state_path, self.settings.sqlite_busy_timeout_ms)
+        return OpsState.for_settings(self.settings)
 
     @cached_property
     def metrics(self) -> MetricsPublisher:

@@ -25,7 +25,7 @@ from sqlite_utils import Database
 from opsd.clock import utcnow
 from opsd.database import SQLITE_HEADER, DatabaseError, connect
 from opsd.results import Status, TaskResult
-from opsd.settings import ConfigError
+from opsd.settings import ConfigError, Settings
 
 
 class StateError(ConfigError):
@@ -138,6 +138,10 @@ class OpsState:
                 file=sys.stderr,
             )
             self._open(busy_timeout_ms)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> OpsState:
+        return cls(settings.ops_state_path, settings.sqlite_busy_timeout_ms)
 
     def _open(self, busy_timeout_ms: int) -> None:
         conn = connect(self.path, busy_timeout_ms=busy_timeout_ms, check_same_thread=False)
