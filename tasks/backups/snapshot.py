@@ -289,26 +289,12 @@ def map_into_memory(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def scanned_row_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """opsd.database.table_row_counts, each table counted by a scan of its own b-tree
-    (NOT INDEXED). SQLite counts through the smallest index otherwise, and the app's
-    smallest indexes are on random keys (storage_key, public_id): their pages lie all
-    over the file, so on a file larger than the memory at hand every few pages read is a
-    miss. A table's pages were appended in rowid order: a scan reads runs of them."""
-    return {
-        name: conn.execute(f'SELECT count(*) FROM "{name}" NOT INDEXED').fetchone()[0]
-        for name in _table_names(conn)
-    }
-
-
-def _table_names(conn: sqlite3.Connection) -> list[str]:
-    """The tables opsd.database.table_row_counts counts, in its order."""
-    return [
-        row[0]
-        for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "ORDER BY name"
-        )
-    ]
+    """table_row_counts, each table counted by a scan of its own b-tree. SQLite counts
+    through the smallest index otherwise, and the app's smallest indexes are on random keys
+    (storage_key, public_id): their pages lie all over the file, so on a file larger than
+    the memory at hand every few pages read is a miss. A table's pages were appended in
+    rowid order: a scan reads runs of them."""
+    return table_row_counts(conn, scan=True)
 
 
 def quick_check_errors(conn: sqlite3.Connection, limit: int = 5) -> list[str]:
