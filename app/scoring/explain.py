@@ -29,6 +29,7 @@ class Reason:
     text: str
 
 
+_COVER = ("the whole page is covered", "only a small part of the page is drawn on")
 _HIGH_LOW: dict[str, tuple[str, str]] = {
     "ink_mass_log": (
         "much more ink than drawings at this age",
@@ -67,11 +68,8 @@ _HIGH_LOW: dict[str, tuple[str, str]] = {
         "the background is unusually uniform",
     ),
     "page_noise": ("the image is very grainy or noisy", "the image is unusually smooth"),
-    "ink_cover": ("the whole page is covered", "only a small part of the page is drawn on"),
-    "ink_cover_dense": (
-        "the whole page is covered",
-        "only a small part of the page is drawn on",
-    ),
+    "ink_cover": _COVER,
+    "ink_cover_dense": _COVER,
 }
 
 
