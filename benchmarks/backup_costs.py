@@ -2,7 +2,7 @@
 over the database's bytes, each measured alone in this process, printed as JSON.
 
 The candidates of issue 15: the SHA-256 the metadata needs, the part checksums S3 can
-verify (SHA-256, CRC32 by zlib, CRC32C and CRC64NVME by awscrt where installed), our one
+verify (SHA-256, CRC32 by zlib), our one
 pass (SHA-256 and the part checksum over each chunk read once), and the database checks
 (`quick_check` as the backup runs it, `integrity_check` as the drill does, row counts
 through the smallest index and by table scans as the backup counts them).
@@ -67,13 +67,6 @@ def steps(path: Path) -> dict[str, Callable[[], None]]:
         "SHA-256": _over_chunks(path, hashlib.sha256().update),
         "CRC32 (zlib)": _over_chunks(path, _crc(zlib.crc32)),
     }
-    try:
-        from awscrt import checksums
-    except ImportError:
-        pass
-    else:
-        found["CRC32C (awscrt)"] = _over_chunks(path, _crc(checksums.crc32c))
-        found["CRC64NVME (awscrt)"] = _over_chunks(path, _crc(checksums.crc64nvme))
     found["ours: one pass, SHA-256 + part checksums"] = lambda: path_digests(path, 8 << 20) and None
     found["PRAGMA quick_check (as the backup runs it)"] = _database(quick_check_errors, path)
     found["PRAGMA integrity_check (the drill)"] = _database(

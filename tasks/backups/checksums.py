@@ -1,10 +1,12 @@
 """One pass over a file's bytes: its SHA-256, and the S3 checksum of each upload part.
 
-The SHA-256 goes into the backup's metadata, where restore and the drill check it. The
-part checksums are of S3's CRC family, which S3 verifies on every part and combines into
-the object's own checksum: CRC64NVME (hardware-accelerated, by awscrt, the `crt` extra of
-botocore) where awscrt is installed, else CRC32 (zlib). Each chunk is read once and fed to
-both; a CRC costs a fraction of a SHA-256.
+The SHA-256 goes into the backup's metadata, where restore and the drill check it. Each
+part carries its CRC32 (zlib; the checksum the aws CLI sends by default), which S3
+verifies before it accepts the part, and S3 checksums the object as the CRC32 of the
+parts' values (COMPOSITE). Each chunk is read once and fed to both. Not CRC64NVME: it
+needs awscrt, whose import costs every process that loads botocore ~80 ms of CPU and
+6 MB (benchmarks/RESULTS.md, issue 15, 2026-12-03 night), for ~0.35 CPU s per GB saved
+in the backup alone.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 READ_CHUNK = 4 << 20
 # O_DIRECT wants the buffer, the offset and the length aligned to the device's blocks.
@@ -28,69 +31,31 @@ _DIRECT_ALIGNMENT = 4096
 
 
 @dataclass(frozen=True)
-class PartChecksum:
-    """An S3 checksum algorithm: how a chunk updates it and, where the library can, how the
-    values of two adjacent ranges combine into the value of both (S3's FULL_OBJECT type)."""
-
-    algorithm: str
-    width: int
-    update: Callable[[memoryview, int], int]
-    combine: Callable[[int, int, int], int] | None = None
-
-
-CRC32 = PartChecksum("CRC32", 4, zlib.crc32)
-
-
-def crc64nvme() -> PartChecksum | None:
-    """CRC64NVME by awscrt, where it is installed."""
-    try:
-        from awscrt import checksums
-    except ImportError:
-        return None
-    return PartChecksum("CRC64NVME", 8, checksums.crc64nvme, checksums.combine_crc64nvme)
-
-
-def part_checksum() -> PartChecksum:
-    """The part checksum backups use: CRC64NVME where awscrt is installed, else CRC32."""
-    return crc64nvme() or CRC32
-
-
-@dataclass(frozen=True)
 class FileDigests:
     sha256: str
     size: int
     part_size: int
-    algorithm: str
     part_crcs: tuple[int, ...]
-    # The whole file's CRC (S3's FULL_OBJECT checksum) where the parts' values combine.
-    object_crc: int | None = None
+    algorithm: ClassVar[str] = "CRC32"
+    checksum_type: ClassVar[str] = "COMPOSITE"
 
     @property
     def part_count(self) -> int:
         return len(self.part_crcs)
 
-    @property
-    def checksum_type(self) -> str:
-        return "COMPOSITE" if self.object_crc is None else "FULL_OBJECT"
-
     def part_checksum(self, index: int) -> str:
         """Base64 checksum of part `index` (0-based), as S3's x-amz-checksum-* wants it."""
-        return self._encode(self.part_crcs[index])
+        return _encode(self.part_crcs[index])
 
     def object_checksum(self) -> str:
-        """What S3 reports for the whole object: the file's CRC (FULL_OBJECT), or the CRC of
-        the parts' checksums followed by '-N' parts (COMPOSITE)."""
-        if self.object_crc is not None:
-            return self._encode(self.object_crc)
-        width = _WIDTHS[self.algorithm]
-        joined = b"".join(crc.to_bytes(width, "big") for crc in self.part_crcs)
-        return f"{self._encode(zlib.crc32(joined))}-{self.part_count}"
-
-    def _encode(self, crc: int) -> str:
-        return base64.b64encode(crc.to_bytes(_WIDTHS[self.algorithm], "big")).decode()
+        """What S3 reports for the whole object: the CRC of the parts' checksums followed
+        by '-N' parts."""
+        joined = b"".join(crc.to_bytes(4, "big") for crc in self.part_crcs)
+        return f"{_encode(zlib.crc32(joined))}-{self.part_count}"
 
 
-_WIDTHS = {"CRC32": 4, "CRC32C": 4, "CRC64NVME": 8}
+def _encode(crc: int) -> str:
+    return base64.b64encode(crc.to_bytes(4, "big")).decode()
 
 
 def part_size_for(size: int, wanted: int, max_parts: int = 10_000) -> int:
@@ -111,22 +76,18 @@ class DigestPass:
     descriptors, `fd`) on the way (CopyDigests): SHA-256 of the first `size` bytes of an
     open file and the part checksum of each `part_size` slice; an empty file is one part."""
 
-    def __init__(
-        self, fd: int, size: int, part_size: int, checksum: PartChecksum | None = None
-    ) -> None:
+    def __init__(self, fd: int, size: int, part_size: int) -> None:
         # The descriptor the next step reads, and whether it bypasses the page cache
         # (O_DIRECT, whose reads need an aligned buffer: see `read_uncached`).
         self.fd = fd
         self.uncached = False
         self._size = size
         self._part_size = part_size
-        self._checksum = checksum or part_checksum()
         self._whole = hashlib.sha256()
         self._buffer = memoryview(bytearray(min(READ_CHUNK, max(size, 1))))
         self._offset = 0
         self._crc = 0
         self._crcs: list[int] = []
-        self._object_crc: int | None = None
 
     @property
     def done(self) -> bool:
@@ -149,10 +110,10 @@ class DigestPass:
                 raise OSError(f"file ended at byte {self._offset} of {self._size} while hashed")
             chunk = self._buffer[:count]
             self._whole.update(chunk)
-            self._crc = self._checksum.update(chunk, self._crc)
+            self._crc = zlib.crc32(chunk, self._crc)
             self._offset += count
         if self._offset >= part_end:
-            self._end_part(part_end - part_start)
+            self._end_part()
 
     @contextlib.contextmanager
     def reading(self, path: Path) -> Iterator[None]:
@@ -175,26 +136,13 @@ class DigestPass:
             buffer.close()
             os.close(fd)
 
-    def _end_part(self, length: int) -> None:
-        crc, self._crc = self._crc, 0
-        self._crcs.append(crc)
-        if self._checksum.combine is not None:
-            self._object_crc = (
-                crc
-                if self._object_crc is None
-                else self._checksum.combine(self._object_crc, crc, length)
-            )
+    def _end_part(self) -> None:
+        self._crcs.append(self._crc)
+        self._crc = 0
 
     def digests(self) -> FileDigests:
         assert self.done, "digests asked before the pass ended"
-        return FileDigests(
-            self._whole.hexdigest(),
-            self._size,
-            self._part_size,
-            self._checksum.algorithm,
-            tuple(self._crcs),
-            self._object_crc,
-        )
+        return FileDigests(self._whole.hexdigest(), self._size, self._part_size, tuple(self._crcs))
 
 
 def uncached_fd(path: Path) -> int | None:
@@ -224,12 +172,10 @@ def _pread_direct(fd: int, buffer: memoryview, wanted: int, offset: int) -> int:
     return min(os.preadv(fd, [buffer[:length]], offset), wanted)
 
 
-def file_digests(
-    fd: int, size: int, part_size: int, checksum: PartChecksum | None = None
-) -> FileDigests:
+def file_digests(fd: int, size: int, part_size: int) -> FileDigests:
     """SHA-256 of the first `size` bytes of an open file and the part checksum of each
     `part_size` slice of them, every byte read once."""
-    digest = DigestPass(fd, size, part_size, checksum)
+    digest = DigestPass(fd, size, part_size)
     while not digest.done:
         digest.step()
     return digest.digests()

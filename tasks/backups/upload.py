@@ -4,8 +4,7 @@ disk, each read whole past the page cache where it can be (part_body).
 boto3's managed transfer refuses IfNoneMatch, so parts go up one by one, each with the
 checksum computed from the snapshot when it was taken (tasks.backups.checksums), which S3 verifies
 before it accepts the part; the object only comes into being at
-`complete_multipart_upload(IfNoneMatch="*")`, which also carries the whole file's checksum
-where the algorithm allows (FULL_OBJECT). On any failure, SIGTERM included, the multipart
+`complete_multipart_upload(IfNoneMatch="*")`. On any failure, SIGTERM included, the multipart
 upload is aborted: no object, no stray parts.
 """
 
@@ -152,9 +151,6 @@ def upload_once(
         parts = _upload_parts(s3, bucket, key, upload_id, path, digests, concurrency, check_stop)
         check_stop()
         before_complete()
-        whole = {}
-        if digests.checksum_type == "FULL_OBJECT":
-            whole = {f"Checksum{digests.algorithm}": digests.object_checksum()}
         try:
             s3.complete_multipart_upload(
                 Bucket=bucket,
@@ -164,7 +160,6 @@ def upload_once(
                 ChecksumType=digests.checksum_type,
                 MpuObjectSize=digests.size,
                 IfNoneMatch="*",
-                **whole,
             )
         except Exception as exc:
             if error_code(exc) in PRECONDITION_FAILED:

@@ -8,6 +8,7 @@ import json
 import os
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import timedelta
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from awscrt import checksums
 from botocore.exceptions import EndpointConnectionError
 
 import tasks.backups.snapshot as snapshot_module
@@ -102,11 +102,11 @@ def _sent_checksums(s3: Any) -> dict[str, list[dict[str, str]]]:
     return sent
 
 
-def _crc64nvme(data: bytes) -> str:
-    return base64.b64encode(checksums.crc64nvme(data).to_bytes(8, "big")).decode()
+def _crc32(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
 
 
-def test_every_part_and_the_object_carry_the_crc64nvme_of_the_snapshots_bytes(
+def test_every_part_and_the_object_carry_the_crc32_of_the_snapshots_bytes(
     make_ctx: Any, app_db: Path, settings: Settings
 ) -> None:
     add_bulk(app_db, 12)
@@ -120,14 +120,13 @@ def test_every_part_and_the_object_carry_the_crc64nvme_of_the_snapshots_bytes(
     key = result.details["key"]
     data = s3.get_object(Bucket=settings.s3_bucket_backups, Key=key)["Body"].read()
     part = 5 << 20
-    expected = [_crc64nvme(data[i : i + part]) for i in range(0, len(data), part)]
-    assert sorted(h["x-amz-checksum-crc64nvme"] for h in sent["UploadPart"]) == sorted(expected)
-    assert sent["CompleteMultipartUpload"] == [
-        {"x-amz-checksum-crc64nvme": _crc64nvme(data), "x-amz-checksum-type": "FULL_OBJECT"}
-    ]
-    assert result.details["checksum_crc64nvme"] == _crc64nvme(data)
-    head = s3.head_object(Bucket=settings.s3_bucket_backups, Key=key, ChecksumMode="ENABLED")
-    assert head["ChecksumCRC64NVME"] == _crc64nvme(data)
+    expected = [_crc32(data[i : i + part]) for i in range(0, len(data), part)]
+    assert sorted(h["x-amz-checksum-crc32"] for h in sent["UploadPart"]) == sorted(expected)
+    assert sent["CompleteMultipartUpload"] == [{"x-amz-checksum-type": "COMPOSITE"}]
+    composite = _crc32(b"".join(base64.b64decode(crc) for crc in expected))
+    # S3 writes a composite as 'digest-N'; moto leaves out the '-N'.
+    assert result.details["checksum_crc32"].removesuffix("-4") == composite
+    head = s3.head_object(Bucket=settings.s3_bucket_backups, Key=key)
     assert head["Metadata"]["sha256"] == hashlib.sha256(data).hexdigest()
 
 
@@ -166,10 +165,10 @@ def test_a_part_corrupted_in_transit_is_refused_by_its_checksum_and_nothing_is_s
         if not isinstance(body, bytes):
             body = body.read()
             request.body.seek(0)
-        claimed = request.headers["x-amz-checksum-crc64nvme"]
-        if (claimed.decode() if isinstance(claimed, bytes) else claimed) != _crc64nvme(body):
+        claimed = request.headers["x-amz-checksum-crc32"]
+        if (claimed.decode() if isinstance(claimed, bytes) else claimed) != _crc32(body):
             refused.append(len(body))
-            return error_response(400, "BadDigest", "The CRC64NVME you specified did not match")
+            return error_response(400, "BadDigest", "The CRC32 you specified did not match")
         return None
 
     s3.meta.events.register_first("before-send.s3.UploadPart", verify_like_s3)
@@ -184,7 +183,7 @@ def test_a_part_corrupted_in_transit_is_refused_by_its_checksum_and_nothing_is_s
 def test_a_corrupted_part_the_endpoint_kept_fails_the_verification_after_upload(
     make_ctx: Any, app_db: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """moto keeps the corrupted part but computes the object's CRC64NVME from what it
+    """moto keeps the corrupted part but computes the object's checksum from what it
     stored: the HEAD after the upload shows the difference and the backup fails."""
     add_bulk(app_db, 12)
     settings.backup_part_size_mb = 5
@@ -416,14 +415,14 @@ def test_the_quick_check_starts_only_once_the_facts_are_read(
 
 
 def test_verification_after_upload_reports_every_difference() -> None:
-    digests = FileDigests("ab" * 32, 8192, 8192, "CRC64NVME", (7,), object_crc=7)
+    digests = FileDigests("ab" * 32, 8192, 8192, (7,))
 
     class WrongObject:
         def head_object(self, **_: Any) -> dict[str, Any]:
             return {
                 "ContentLength": 4096,
                 "Metadata": {"sha256": "cd" * 32},
-                "ChecksumCRC64NVME": "AAAAAAAAAAA=",
+                "ChecksumCRC32": "AAAAAA==-1",
                 "ServerSideEncryption": "aws:kms",
             }
 
@@ -432,7 +431,7 @@ def test_verification_after_upload_reports_every_difference() -> None:
     message = str(caught.value)
     assert message.startswith("verify backup-x.db: size 4096 != 8192; sha256 metadata differs")
     assert (
-        "S3 checksum AAAAAAAAAAA= != AAAAAAAAAAc=" in message
+        "S3 checksum AAAAAA==-1 != vyBKvw==-1" in message
         and "encryption aws:kms != AES256" in message
     )
 
