@@ -26,8 +26,7 @@ Each age group has its own model, fitted on the feature vectors of normal drawin
 - each block's score is turned into a surprise, -ln of the share of the reference drawings
   that score at least as high (out-of-fold scores; beyond the reference's 90th percentile an
   exponential tail on the log score, so the surprise keeps growing past the largest), and
-  the anomaly score is the drawing block's surprise plus half the layout's (a weighted
-  Fisher's method, ``LAYOUT_WEIGHT``);
+  the anomaly score is the sum of the blocks' surprises (Fisher's method);
 - the training drawings' anomaly scores (each from out-of-fold block scores) are kept,
   sorted, as the reference: the threshold is any percentile of them (default 95th,
   changeable at runtime without retraining), so the combined verdict flags that share of
@@ -56,11 +55,6 @@ CROSS_VALIDATION_FOLDS = 5
 SCALE_FLOOR = 0.03  # features are on a ~0..1 scale; a constant feature gets this spread
 TAIL_FROM = 90.0  # percentile of the reference's log scores where the fitted tail takes over
 SCORE_FLOOR = 1e-9
-# The layout's surprise counts half (a weighted Fisher sum): a second opinion. At full weight
-# two middling surprises add up to a flag, and a plain stick figure at 14-18 (unusual in
-# both blocks, extreme in neither) was flagged; at half weight it is not, and the digits
-# AUROC drops from 0.987 to 0.984 (benchmarks/RESULTS.md, issue 13, fourth round).
-LAYOUT_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -233,10 +227,9 @@ class GroupModel:
         return blocks
 
     def raw_scores(self, features: np.ndarray) -> np.ndarray:
-        """Anomaly scores of a (n, d) matrix (or one (d,) vector -> shape (1,)): the
-        drawing block's surprise plus LAYOUT_WEIGHT times the layout block's."""
-        surprises = self.block_surprises(features)
-        return surprises["drawing"] + LAYOUT_WEIGHT * surprises.get("layout", 0.0)
+        """Anomaly scores of a (n, d) matrix (or one (d,) vector -> shape (1,)): the sum of
+        the blocks' surprises."""
+        return np.sum(list(self.block_surprises(features).values()), axis=0)
 
     def contributions(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each feature's share of the score of one (d,) vector (they sum to the score: each
@@ -262,8 +255,7 @@ class GroupModel:
         if self.layout is not None:
             layout_parts, centred = self.layout.contributions(x)
             total = max(float(layout_parts.sum()), 1e-12)
-            layout_score = LAYOUT_WEIGHT * float(surprises["layout"][0])
-            shares[self.layout.columns] += layout_parts * layout_score / total
+            shares[self.layout.columns] += layout_parts * float(surprises["layout"][0]) / total
             standardised[self.layout.columns] = centred
         standardised[columns] = z
         return shares, standardised
@@ -379,7 +371,7 @@ def fit_group(
     if model.layout is not None:
         layout_model = replace(model.layout, reference=np.sort(layout_scores))
         model = replace(model, layout=layout_model)
-        reference = reference + LAYOUT_WEIGHT * surprise(layout_scores, layout_model.reference)
+        reference = reference + surprise(layout_scores, layout_model.reference)
     return replace(model, drawing_reference=drawing_reference, reference_scores=np.sort(reference))
 
 
