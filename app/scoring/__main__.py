@@ -36,7 +36,7 @@ from app.scoring.training import (
 from opsd.logging import configure_logging
 
 PACKAGE_SEED = 20240601
-PACKAGE_PER_AGE = 60  # two Gaussians per age group (71 and 38 values) want the drawings
+PACKAGE_PER_AGE = 40
 PACKAGE_IMAGE_SIZE = 512
 
 

@@ -40,7 +40,7 @@ GROUP_ARRAYS = (
     "drawing_columns",
     "drawing_reference",
 )
-LAYOUT_ARRAYS = ("columns", "mean", "covariance", "reference")  # covariance: upper triangle
+LAYOUT_ARRAYS = ("columns", "mean", "components", "variances", "reference")
 
 
 class ArtefactError(ValueError):
@@ -77,12 +77,8 @@ def bundle_to_bytes(bundle: ModelBundle) -> bytes:
         )
         arrays[_key(group, "drawing_reference")] = model.drawing_reference
         if model.layout is not None:
-            layout = model.layout
-            upper = np.triu_indices(layout.mean.size)
-            arrays[_key(group, "layout_columns")] = layout.columns
-            arrays[_key(group, "layout_mean")] = layout.mean
-            arrays[_key(group, "layout_covariance")] = layout.covariance[upper]
-            arrays[_key(group, "layout_reference")] = layout.reference
+            for name in LAYOUT_ARRAYS:
+                arrays[_key(group, f"layout_{name}")] = getattr(model.layout, name)
         arrays[_key(group, "source")] = np.array(bundle.sources.get(group, ""))
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
@@ -131,7 +127,7 @@ def _layout(arrays: dict[str, np.ndarray], group: str, feature_count: int) -> La
     }
     columns = _columns(parts["columns"], group, "layout columns", feature_count)
     m = columns.size
-    expected = {"mean": (m,), "covariance": (m * (m + 1) // 2,)}
+    expected = {"mean": (m,), "components": (m, m), "variances": (m,)}
     for name, shape in expected.items():
         if parts[name].shape != shape:
             raise ArtefactError(
@@ -142,15 +138,13 @@ def _layout(arrays: dict[str, np.ndarray], group: str, feature_count: int) -> La
         raise ArtefactError(f"model artefact group {group}: layout reference scores missing")
     if not all(np.all(np.isfinite(v)) for v in parts.values()):
         raise ArtefactError(f"model artefact group {group}: layout has non-finite values")
-    covariance = np.zeros((m, m))
-    covariance[np.triu_indices(m)] = parts["covariance"]
-    covariance = covariance + np.triu(covariance, 1).T
-    if np.any(np.diag(covariance) <= 0):
+    if np.any(parts["variances"] <= 0):
         raise ArtefactError(f"model artefact group {group}: non-positive layout variance")
     return LayoutModel(
         columns=columns,
         mean=parts["mean"],
-        covariance=covariance,
+        components=parts["components"],
+        variances=parts["variances"],
         reference=np.sort(parts["reference"]),
     )
 
@@ -162,7 +156,7 @@ def _group(arrays: dict[str, np.ndarray], group: str, feature_count: int) -> Gro
     parts = {n: np.asarray(arrays[_key(group, n)], dtype=np.float64) for n in GROUP_ARRAYS}
     components = parts["components"]
     k = components.shape[0] if components.ndim == 2 else -1
-    d = parts["drawing_columns"].size
+    d = parts["mean"].size
     expected = {
         "mean": (d,),
         "scale": (d,),
@@ -182,6 +176,11 @@ def _group(arrays: dict[str, np.ndarray], group: str, feature_count: int) -> Gro
         if parts[name].ndim != 1 or parts[name].size < 2:
             raise ArtefactError(f"model artefact group {group}: {name} missing")
     drawing_columns = _columns(parts["drawing_columns"], group, "drawing columns", feature_count)
+    if drawing_columns.size != parts["mean"].size:
+        raise ArtefactError(
+            f"model artefact group {group}: {drawing_columns.size} drawing columns for "
+            f"{parts['mean'].size} means"
+        )
     for name, values in parts.items():
         if not np.all(np.isfinite(values)):
             raise ArtefactError(f"model artefact group {group}: {name} has non-finite values")

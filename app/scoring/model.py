@@ -37,7 +37,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 
 import numpy as np
 
@@ -109,19 +108,17 @@ class Score:
 
 
 def surprise(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """-ln of the share of the sorted ``reference`` scores at least as high as each score
-    (interpolated between them); beyond the reference's TAIL_FROM percentile an exponential
-    tail fitted to the log scores above it, so that the surprise keeps growing with the score
-    past the largest."""
+    """-ln of the share of the sorted ``reference`` scores at least as high as each score;
+    beyond the reference's TAIL_FROM percentile an exponential tail fitted to the log scores
+    above it, so that the surprise keeps growing with the score past the largest."""
     logs = np.log(np.maximum(reference, SCORE_FLOOR))
     values = np.log(np.maximum(np.asarray(scores, dtype=np.float64), SCORE_FLOOR))
     cut = float(np.percentile(logs, TAIL_FROM))
     excess = logs[logs > cut] - cut
     spread = max(float(excess.mean()) if excess.size else 0.0, 1e-3)
-    # The share at least as high, interpolated between the reference scores (no ties).
-    share = 1.0 - np.interp(values, logs, np.arange(1.0, logs.size + 1.0)) / (logs.size + 1.0)
-    tail = -np.log(1.0 - TAIL_FROM / 100.0) + (values - cut) / spread  # in logs: no underflow
-    return np.where(values > cut, tail, -np.log(share))
+    share = 1.0 - np.searchsorted(logs, values, side="left") / (logs.size + 1.0)
+    tail = (1.0 - TAIL_FROM / 100.0) * np.exp(-(values - cut) / spread)
+    return -np.log(np.where(values > cut, tail, share))
 
 
 @dataclass(frozen=True)
@@ -130,26 +127,19 @@ class LayoutModel:
 
     columns: np.ndarray  # (m,) indices into the feature vector
     mean: np.ndarray  # (m,)
-    covariance: np.ndarray  # (m, m), shrunk
+    components: np.ndarray  # (m, m), orthonormal rows
+    variances: np.ndarray  # (m,)
     reference: np.ndarray  # sorted out-of-fold block scores of the training drawings
 
-    @cached_property
-    def _basis(self) -> tuple[np.ndarray, np.ndarray]:
-        """The covariance's eigenvectors (rows) and eigenvalues."""
-        eigenvalues, eigenvectors = np.linalg.eigh(self.covariance)
-        return eigenvectors.T, np.maximum(eigenvalues, 1e-9)
-
     def raw_scores(self, features: np.ndarray) -> np.ndarray:
-        components, variances = self._basis
         z = np.atleast_2d(features)[:, self.columns] - self.mean
-        projected = z @ components.T
-        return np.einsum("ij,ij->i", projected, projected / variances) / z.shape[1]
+        projected = z @ self.components.T
+        return np.einsum("ij,ij->i", projected, projected / self.variances) / z.shape[1]
 
     def contributions(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each column's share of the block score of one vector, and the centred values."""
-        components, variances = self._basis
         z = x[self.columns] - self.mean
-        weighted = components.T @ ((components @ z) / variances)
+        weighted = self.components.T @ ((self.components @ z) / self.variances)
         return z * weighted / z.size, z
 
 
@@ -157,9 +147,16 @@ def _fit_layout(matrix: np.ndarray, columns: np.ndarray) -> LayoutModel:
     values = matrix[:, columns]
     count = values.shape[0]
     mean = values.mean(axis=0)
-    covariance = shrunk_covariance(values - mean) * count / max(count - 1, 1)
-    covariance = np.triu(covariance) + np.triu(covariance, 1).T  # exactly symmetric: stored so
-    return LayoutModel(columns=columns, mean=mean, covariance=covariance, reference=np.zeros(2))
+    eigenvalues, eigenvectors = np.linalg.eigh(
+        shrunk_covariance(values - mean) * count / max(count - 1, 1)
+    )
+    return LayoutModel(
+        columns=columns,
+        mean=mean,
+        components=eigenvectors.T,
+        variances=np.maximum(eigenvalues, 1e-9),
+        reference=np.zeros(2),
+    )
 
 
 @dataclass(frozen=True)
