@@ -2,11 +2,9 @@
 
 Plain arrays only (never pickle: loading uses ``allow_pickle=False``). The archive carries a
 format name and version, the feature extractor's version and vector length, the model
-version, the default threshold percentile and, per age group, the drawing block's PCA
-parameters and columns, the layout block's Gaussian and columns, each block's sorted
-out-of-fold scores and the sorted reference (anomaly) scores. Anything unreadable,
-incomplete or made for another format or feature extractor raises ``ArtefactError`` with a
-one-line reason.
+version, the default threshold percentile and, per age group, the PCA parameters and the
+sorted reference scores. Anything unreadable, incomplete or made for another format or
+feature extractor raises ``ArtefactError`` with a one-line reason.
 """
 
 from __future__ import annotations
@@ -18,13 +16,7 @@ import zlib
 import numpy as np
 
 from app.scoring.features import FEATURE_COUNT, FEATURE_VERSION
-from app.scoring.model import (
-    GROUP_NAMES,
-    GroupModel,
-    LayoutModel,
-    ModelBundle,
-    check_percentile,
-)
+from app.scoring.model import GROUP_NAMES, GroupModel, ModelBundle, check_percentile
 
 FORMAT_NAME = "drawing-anomaly-model"
 FORMAT_VERSION = 1
@@ -37,10 +29,7 @@ GROUP_ARRAYS = (
     "lower",
     "upper",
     "reference_scores",
-    "drawing_columns",
-    "drawing_reference",
 )
-LAYOUT_ARRAYS = ("columns", "mean", "components", "variances", "reference")
 
 
 class ArtefactError(ValueError):
@@ -70,15 +59,6 @@ def bundle_to_bytes(bundle: ModelBundle) -> bytes:
         arrays[_key(group, "lower")] = model.lower
         arrays[_key(group, "upper")] = model.upper
         arrays[_key(group, "reference_scores")] = model.reference_scores
-        arrays[_key(group, "drawing_columns")] = (
-            np.arange(model.mean.shape[0])
-            if model.drawing_columns is None
-            else model.drawing_columns
-        )
-        arrays[_key(group, "drawing_reference")] = model.drawing_reference
-        if model.layout is not None:
-            for name in LAYOUT_ARRAYS:
-                arrays[_key(group, f"layout_{name}")] = getattr(model.layout, name)
         arrays[_key(group, "source")] = np.array(bundle.sources.get(group, ""))
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
@@ -106,49 +86,6 @@ def _scalar(arrays: dict[str, np.ndarray], name: str, kind: type) -> object:
         raise ArtefactError(f"model artefact field {name!r} is not a {kind.__name__}") from None
 
 
-def _columns(values: np.ndarray, group: str, name: str, feature_count: int) -> np.ndarray:
-    if values.ndim != 1 or values.size < 1 or np.any(values != np.round(values)):
-        raise ArtefactError(f"model artefact group {group}: {name} are not column numbers")
-    if values.min() < 0 or values.max() >= feature_count:
-        raise ArtefactError(f"model artefact group {group}: {name} outside the feature vector")
-    return values.astype(np.int64)
-
-
-def _layout(arrays: dict[str, np.ndarray], group: str, feature_count: int) -> LayoutModel | None:
-    names = [_key(group, f"layout_{n}") for n in LAYOUT_ARRAYS]
-    if not any(n in arrays for n in names):
-        return None
-    missing = [n for n in names if n not in arrays]
-    if missing:
-        raise ArtefactError(f"model artefact is incomplete: no {missing[0]!r}")
-    parts = {
-        n: np.asarray(arrays[k], dtype=np.float64)
-        for n, k in zip(LAYOUT_ARRAYS, names, strict=True)
-    }
-    columns = _columns(parts["columns"], group, "layout columns", feature_count)
-    m = columns.size
-    expected = {"mean": (m,), "components": (m, m), "variances": (m,)}
-    for name, shape in expected.items():
-        if parts[name].shape != shape:
-            raise ArtefactError(
-                f"model artefact group {group}: layout {name} has shape {parts[name].shape}, "
-                f"expected {shape}"
-            )
-    if parts["reference"].ndim != 1 or parts["reference"].size < 2:
-        raise ArtefactError(f"model artefact group {group}: layout reference scores missing")
-    if not all(np.all(np.isfinite(v)) for v in parts.values()):
-        raise ArtefactError(f"model artefact group {group}: layout has non-finite values")
-    if np.any(parts["variances"] <= 0):
-        raise ArtefactError(f"model artefact group {group}: non-positive layout variance")
-    return LayoutModel(
-        columns=columns,
-        mean=parts["mean"],
-        components=parts["components"],
-        variances=parts["variances"],
-        reference=np.sort(parts["reference"]),
-    )
-
-
 def _group(arrays: dict[str, np.ndarray], group: str, feature_count: int) -> GroupModel:
     missing = [n for n in GROUP_ARRAYS if _key(group, n) not in arrays]
     if missing:
@@ -156,15 +93,14 @@ def _group(arrays: dict[str, np.ndarray], group: str, feature_count: int) -> Gro
     parts = {n: np.asarray(arrays[_key(group, n)], dtype=np.float64) for n in GROUP_ARRAYS}
     components = parts["components"]
     k = components.shape[0] if components.ndim == 2 else -1
-    d = parts["mean"].size
     expected = {
-        "mean": (d,),
-        "scale": (d,),
-        "components": (k, d),
+        "mean": (feature_count,),
+        "scale": (feature_count,),
+        "components": (k, feature_count),
         "variances": (k,),
         "residual_mean": (),
-        "lower": (d,),
-        "upper": (d,),
+        "lower": (feature_count,),
+        "upper": (feature_count,),
     }
     for name, shape in expected.items():
         if k < 1 or parts[name].shape != shape:
@@ -172,15 +108,9 @@ def _group(arrays: dict[str, np.ndarray], group: str, feature_count: int) -> Gro
                 f"model artefact group {group}: {name} has shape {parts[name].shape}, "
                 f"expected {shape}"
             )
-    for name in ("reference_scores", "drawing_reference"):
-        if parts[name].ndim != 1 or parts[name].size < 2:
-            raise ArtefactError(f"model artefact group {group}: {name} missing")
-    drawing_columns = _columns(parts["drawing_columns"], group, "drawing columns", feature_count)
-    if drawing_columns.size != parts["mean"].size:
-        raise ArtefactError(
-            f"model artefact group {group}: {drawing_columns.size} drawing columns for "
-            f"{parts['mean'].size} means"
-        )
+    reference = parts["reference_scores"]
+    if reference.ndim != 1 or reference.size < 2:
+        raise ArtefactError(f"model artefact group {group}: reference scores missing")
     for name, values in parts.items():
         if not np.all(np.isfinite(values)):
             raise ArtefactError(f"model artefact group {group}: {name} has non-finite values")
@@ -190,7 +120,7 @@ def _group(arrays: dict[str, np.ndarray], group: str, feature_count: int) -> Gro
         raise ArtefactError(f"model artefact group {group}: feature range lower > upper")
     if parts["residual_mean"] <= 0:
         raise ArtefactError(f"model artefact group {group}: non-positive residual mean")
-    model = GroupModel(
+    return GroupModel(
         mean=parts["mean"],
         scale=parts["scale"],
         components=components,
@@ -198,17 +128,8 @@ def _group(arrays: dict[str, np.ndarray], group: str, feature_count: int) -> Gro
         residual_mean=float(parts["residual_mean"]),
         lower=parts["lower"],
         upper=parts["upper"],
-        reference_scores=np.sort(parts["reference_scores"]),
-        drawing_columns=drawing_columns,
-        drawing_reference=np.sort(parts["drawing_reference"]),
-        layout=_layout(arrays, group, feature_count),
+        reference_scores=np.sort(reference),
     )
-    if model.feature_count != feature_count:
-        raise ArtefactError(
-            f"model artefact group {group}: its columns cover {model.feature_count} features, "
-            f"not {feature_count}"
-        )
-    return model
 
 
 def bundle_from_bytes(data: bytes) -> ModelBundle:

@@ -1,10 +1,8 @@
 """Why a drawing scored as it did: the features that contribute most, in plain words.
 
-A group model's score is a sum over features (see ``GroupModel.contributions``): each
-block's surprise split among its features by their shares of the block's score (for the
-drawing block, of the reconstruction error, of the distance within the principal subspace
-and of the distance outside the training range). The cells of the layout thumbnail say one
-thing together and count as one reason. The largest shares, with whether the feature was higher
+A group model's score is a sum over features (see ``GroupModel.raw_scores``): each feature's
+share of the reconstruction error, of the distance within the principal subspace and of the
+distance outside the training range. The largest shares, with whether the feature was higher
 or lower than in the reference drawings, are turned into a sentence an adult can check
 against the drawing ("much less ink than drawings at this age").
 """
@@ -21,8 +19,6 @@ REASON_COUNT = 3
 MIN_SHARE = 0.05  # a feature contributing less than this share of the score is not a reason
 EMPTY_PAGE_INK = 0.05  # ink_mass_log below this: less than 1.6e-4 of the page is ink
 HUE_NAMES = ("red", "yellow", "green", "cyan", "blue", "purple or pink")
-LAYOUT_TEXT = "the drawing is laid out unlike drawings at this age"
-LAYOUT_CELLS = [i for i, name in enumerate(FEATURE_NAMES) if name.startswith("layout_")]
 
 
 @dataclass(frozen=True)
@@ -85,8 +81,6 @@ def describe(feature: str, higher: bool) -> str:
         return "the ink sits in an unusual part of the page"
     if feature.startswith("shape_"):
         return "the drawing has an unusual shape"
-    if feature.startswith("layout_"):
-        return LAYOUT_TEXT
     if feature.startswith("hue_share_"):
         hue = HUE_NAMES[int(feature.rsplit("_", 1)[1])]
         return f"much more {hue} than usual" if higher else f"less {hue} than usual"
@@ -106,9 +100,6 @@ def top_reasons(
     """The ``count`` largest positive contributions, one per plain-words text. On a page with
     almost no ink, what the drawing's shape, strokes and colours contribute is one reason:
     nothing is drawn."""
-    contributions = np.asarray(contributions, dtype=np.float64).copy()
-    contributions[LAYOUT_CELLS[0]] = contributions[LAYOUT_CELLS].sum()
-    contributions[LAYOUT_CELLS[1:]] = 0.0
     positive = np.clip(contributions, 0.0, None)
     total = float(positive.sum())
     if total <= 0:

@@ -17,10 +17,6 @@ describe what was drawn, as shares and masses that do not depend on the resoluti
 - coverage: the share of the page's cells that hold any ink (a scribble over the whole page
   leaves none bare; the busiest drawings leave some);
 - colours: saturation, colourful share, hues, number of colours used;
-- layout: a finer thumbnail of the drawing's box (``LAYOUT_GRID`` cells a side), each cell's
-  ink density relative to the densest cell. It is scored as a block of its own (see
-  ``app.scoring.model``), with the amount of ink (``LAYOUT_COLUMNS``): what the drawing looks
-  like, which the drawing features above only sketch;
 - a few descriptors of the page itself (brightness, colour, evenness, noise), which are
   ordinary for any real paper or photo and only extreme for a dark, coloured, noisy or
   photographed-scene page.
@@ -36,12 +32,11 @@ from PIL import Image
 
 from app.scoring.page import Page, estimate_page
 
-FEATURE_VERSION = 5
+FEATURE_VERSION = 4
 GRID = 4
 SHAPE_GRID = 5  # ink shares over the drawing's own box
 COVER_GRID = 16  # cells of the page whose share holding ink is measured
 COVER_LEVELS = (0.02, 0.05)  # mean ink of a cell that counts as covered
-LAYOUT_GRID = 6  # cells a side of the drawing's box in the layout thumbnail
 HUE_BINS = 6
 
 COVERAGE_INK = 0.3
@@ -65,21 +60,11 @@ def _feature_names() -> tuple[str, ...]:
     names += ["page_noise"]
     names += [f"shape_{r}_{c}" for r in range(SHAPE_GRID) for c in range(SHAPE_GRID)]
     names += ["ink_cover", "ink_cover_dense"]
-    names += [f"layout_{r}_{c}" for r in range(LAYOUT_GRID) for c in range(LAYOUT_GRID)]
     return tuple(names)
 
 
 FEATURE_NAMES = _feature_names()
 FEATURE_COUNT = len(FEATURE_NAMES)
-# The layout block: the thumbnail, with how much ink there is (the thumbnail is relative to its
-# densest cell, so a few specks on an empty page would otherwise look like any drawing).
-LAYOUT_COLUMNS = tuple(
-    i
-    for i, name in enumerate(FEATURE_NAMES)
-    if name.startswith("layout_") or name in ("ink_mass_log", "ink_coverage_log")
-)
-# The drawing block: every feature but the thumbnail.
-DRAWING_COLUMNS = tuple(i for i, name in enumerate(FEATURE_NAMES) if not name.startswith("layout_"))
 
 
 def _log_fraction(fraction: float) -> float:
@@ -204,25 +189,6 @@ def _shape(page: Page) -> list[float]:
     return [float(v) for v in np.sqrt(_cell_sums(ink, SHAPE_GRID).ravel() / total)]
 
 
-def _layout(page: Page) -> list[float]:
-    """The drawing's box as a LAYOUT_GRID thumbnail (stretched to a square, so that the
-    page's aspect ratio does not matter): each cell's mean ink relative to the densest cell,
-    square-rooted. Zeros when nothing is drawn."""
-    box = _drawing_box(page.ink)
-    if box is None:
-        return [0.0] * LAYOUT_GRID**2
-    top, bottom, left, right = box
-    ink = page.ink[top:bottom, left:right]
-    rows = np.diff(np.linspace(0, ink.shape[0], LAYOUT_GRID + 1).astype(int))
-    cols = np.diff(np.linspace(0, ink.shape[1], LAYOUT_GRID + 1).astype(int))
-    area = np.outer(np.maximum(rows, 1), np.maximum(cols, 1))
-    density = _cell_sums(ink, LAYOUT_GRID) / area
-    densest = float(density.max())
-    if densest <= 1e-9:
-        return [0.0] * LAYOUT_GRID**2
-    return [float(v) for v in np.sqrt(density / densest).ravel()]
-
-
 def _coverage(ink: np.ndarray) -> list[float]:
     """The share of the page's cells (a COVER_GRID grid) holding ink, at two levels: a busy
     drawing leaves parts of the page bare, a scribble over the whole page does not."""
@@ -279,7 +245,6 @@ def extract_features(image: Image.Image) -> np.ndarray:
     ]
     feats += _shape(page)
     feats += _coverage(page.ink)
-    feats += _layout(page)
     vector = np.asarray(feats, dtype=np.float32)
     if vector.shape != (FEATURE_COUNT,):  # pragma: no cover - a programming error
         raise AssertionError(f"feature vector has {vector.size} values, not {FEATURE_COUNT}")

@@ -18,24 +18,13 @@ Each age group has its own model, fitted on the feature vectors of normal drawin
 - plus how far any feature lies outside the range seen in training (the sum of squared
   excesses, in standard deviations; 0 inside the range). A single extreme feature, such as
   the ink coverage of an empty page, is otherwise diluted among dozens of ordinary ones;
-- a second block, the layout (``features.LAYOUT_COLUMNS``: a thumbnail of the drawing's box
-  and the amount of ink), is scored apart by its own Gaussian (Ledoit–Wolf, on the values as
-  they are: the cells share one scale), the average squared Mahalanobis distance. Mixed into
-  the first block, its three dozen cells would drown in the other features; on its own it
-  tells a drawing laid out unlike those of the age group;
-- each block's score is turned into a surprise, -ln of the share of the reference drawings
-  that score at least as high (out-of-fold scores; beyond the reference's 90th percentile an
-  exponential tail on the log score, so the surprise keeps growing past the largest), and
-  the anomaly score is the sum of the blocks' surprises (Fisher's method);
-- the training drawings' anomaly scores (each from out-of-fold block scores) are kept,
-  sorted, as the reference: the threshold is any percentile of them (default 95th,
-  changeable at runtime without retraining), so the combined verdict flags that share of
-  them; the normalised score is the percentile of a score among them.
+- the training drawings' scores are kept, sorted, as the reference: the threshold is any
+  percentile of them (default 95th, changeable at runtime without retraining), and the
+  normalised score is the percentile of a score among them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -52,8 +41,6 @@ DEFAULT_EXPLAINED_VARIANCE = 1.0
 MIN_TRAINING_IMAGES = 20
 CROSS_VALIDATION_FOLDS = 5
 SCALE_FLOOR = 0.03  # features are on a ~0..1 scale; a constant feature gets this spread
-TAIL_FROM = 90.0  # percentile of the reference's log scores where the fitted tail takes over
-SCORE_FLOOR = 1e-9
 
 
 @dataclass(frozen=True)
@@ -107,62 +94,9 @@ class Score:
     reasons: tuple[Reason, ...] = ()  # the features contributing most, in plain words
 
 
-def surprise(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """-ln of the share of the sorted ``reference`` scores at least as high as each score;
-    beyond the reference's TAIL_FROM percentile an exponential tail fitted to the log scores
-    above it, so that the surprise keeps growing with the score past the largest."""
-    logs = np.log(np.maximum(reference, SCORE_FLOOR))
-    values = np.log(np.maximum(np.asarray(scores, dtype=np.float64), SCORE_FLOOR))
-    cut = float(np.percentile(logs, TAIL_FROM))
-    excess = logs[logs > cut] - cut
-    spread = max(float(excess.mean()) if excess.size else 0.0, 1e-3)
-    share = 1.0 - np.searchsorted(logs, values, side="left") / (logs.size + 1.0)
-    tail = (1.0 - TAIL_FROM / 100.0) * np.exp(-(values - cut) / spread)
-    return -np.log(np.where(values > cut, tail, share))
-
-
-@dataclass(frozen=True)
-class LayoutModel:
-    """The layout block: a Ledoit–Wolf Gaussian on some columns of the feature vector."""
-
-    columns: np.ndarray  # (m,) indices into the feature vector
-    mean: np.ndarray  # (m,)
-    components: np.ndarray  # (m, m), orthonormal rows
-    variances: np.ndarray  # (m,)
-    reference: np.ndarray  # sorted out-of-fold block scores of the training drawings
-
-    def raw_scores(self, features: np.ndarray) -> np.ndarray:
-        z = np.atleast_2d(features)[:, self.columns] - self.mean
-        projected = z @ self.components.T
-        return np.einsum("ij,ij->i", projected, projected / self.variances) / z.shape[1]
-
-    def contributions(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each column's share of the block score of one vector, and the centred values."""
-        z = x[self.columns] - self.mean
-        weighted = self.components.T @ ((self.components @ z) / self.variances)
-        return z * weighted / z.size, z
-
-
-def _fit_layout(matrix: np.ndarray, columns: np.ndarray) -> LayoutModel:
-    values = matrix[:, columns]
-    count = values.shape[0]
-    mean = values.mean(axis=0)
-    eigenvalues, eigenvectors = np.linalg.eigh(
-        shrunk_covariance(values - mean) * count / max(count - 1, 1)
-    )
-    return LayoutModel(
-        columns=columns,
-        mean=mean,
-        components=eigenvectors.T,
-        variances=np.maximum(eigenvalues, 1e-9),
-        reference=np.zeros(2),
-    )
-
-
 @dataclass(frozen=True)
 class GroupModel:
-    """The fitted model of one age group: the drawing block (a PCA model of the
-    ``drawing_columns``), optionally the layout block, and the reference scores."""
+    """The fitted PCA model of one age group."""
 
     mean: np.ndarray  # (d,)
     scale: np.ndarray  # (d,)
@@ -172,30 +106,19 @@ class GroupModel:
     lower: np.ndarray  # (d,), smallest value of each feature in the training data
     upper: np.ndarray  # (d,), largest value of each feature in the training data
     reference_scores: np.ndarray  # sorted anomaly scores of the training drawings
-    drawing_columns: np.ndarray | None = None  # (d,) indices; None: the whole vector
-    drawing_reference: np.ndarray = field(default_factory=lambda: np.zeros(2))
-    layout: LayoutModel | None = None
 
     @property
     def component_count(self) -> int:
         return int(self.components.shape[0])
 
-    @property
-    def feature_count(self) -> int:
-        """The length of the feature vectors the model scores."""
-        if self.drawing_columns is None:
-            return int(self.mean.shape[0])
-        last = int(self.drawing_columns.max())
-        if self.layout is not None:
-            last = max(last, int(self.layout.columns.max()))
-        return last + 1
-
-    def _drawing_part(self, matrix: np.ndarray) -> np.ndarray:
-        return matrix if self.drawing_columns is None else matrix[:, self.drawing_columns]
-
-    def drawing_scores(self, features: np.ndarray) -> np.ndarray:
-        """The drawing block's scores of a (n, d) matrix (see the module's description)."""
-        matrix = self._drawing_part(np.atleast_2d(np.asarray(features, dtype=np.float64)))
+    def raw_scores(self, features: np.ndarray) -> np.ndarray:
+        """Anomaly scores of a (n, d) matrix (or one (d,) vector -> shape (1,))."""
+        matrix = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        if matrix.shape[1] != self.mean.shape[0]:
+            raise ValueError(
+                f"feature vector has {matrix.shape[1]} values; the model expects "
+                f"{self.mean.shape[0]}"
+            )
         z = (matrix - self.mean) / self.scale
         projected = z @ self.components.T
         residual = z - projected @ self.components
@@ -207,55 +130,18 @@ class GroupModel:
         out_of_range = np.einsum("ij,ij->i", outside, outside)
         return kept * t2 + (1.0 - kept) * spe + out_of_range
 
-    def _check_length(self, matrix: np.ndarray) -> np.ndarray:
-        if matrix.shape[1] != self.feature_count:
-            raise ValueError(
-                f"feature vector has {matrix.shape[1]} values; the model expects "
-                f"{self.feature_count}"
-            )
-        return matrix
-
-    def block_surprises(self, features: np.ndarray) -> dict[str, np.ndarray]:
-        """Each block's surprise for a (n, d) matrix (or one (d,) vector -> shape (1,))."""
-        matrix = self._check_length(np.atleast_2d(np.asarray(features, dtype=np.float64)))
-        blocks = {"drawing": surprise(self.drawing_scores(matrix), self.drawing_reference)}
-        if self.layout is not None:
-            blocks["layout"] = surprise(self.layout.raw_scores(matrix), self.layout.reference)
-        return blocks
-
-    def raw_scores(self, features: np.ndarray) -> np.ndarray:
-        """Anomaly scores of a (n, d) matrix (or one (d,) vector -> shape (1,)): the sum of
-        the blocks' surprises."""
-        return np.sum(list(self.block_surprises(features).values()), axis=0)
-
     def contributions(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each feature's share of the score of one (d,) vector (they sum to the score: each
-        block's surprise split in proportion to its features' shares of the block score), and
+        """Each feature's share of the score of one (d,) vector (they sum to the score), and
         the standardised vector (its sign says higher or lower than the training mean)."""
-        x = self._check_length(np.asarray(features, dtype=np.float64).reshape(1, -1))[0]
-        surprises = self.block_surprises(x)
-        columns = np.arange(x.size) if self.drawing_columns is None else self.drawing_columns
-        drawn = x[columns]
-        z = (drawn - self.mean) / self.scale
+        x = np.asarray(features, dtype=np.float64).reshape(-1)
+        z = (x - self.mean) / self.scale
         projected = self.components @ z
         residual = z - projected @ self.components
         spe = residual * residual / self.residual_mean
         t2 = z * (self.components.T @ (projected / self.variances)) / self.component_count
         kept = self.component_count / z.size
-        outside = (
-            np.maximum(self.lower - drawn, 0.0) + np.maximum(drawn - self.upper, 0.0)
-        ) / self.scale
-        parts = kept * t2 + (1.0 - kept) * spe + outside * outside
-        shares = np.zeros(x.size)
-        standardised = np.zeros(x.size)
-        shares[columns] += parts * float(surprises["drawing"][0]) / max(float(parts.sum()), 1e-12)
-        if self.layout is not None:
-            layout_parts, centred = self.layout.contributions(x)
-            total = max(float(layout_parts.sum()), 1e-12)
-            shares[self.layout.columns] += layout_parts * float(surprises["layout"][0]) / total
-            standardised[self.layout.columns] = centred
-        standardised[columns] = z
-        return shares, standardised
+        outside = (np.maximum(self.lower - x, 0.0) + np.maximum(x - self.upper, 0.0)) / self.scale
+        return kept * t2 + (1.0 - kept) * spe + outside * outside, z
 
     def threshold(self, percentile: float = DEFAULT_PERCENTILE) -> float:
         return float(np.percentile(self.reference_scores, check_percentile(percentile)))
@@ -310,29 +196,14 @@ def _fit_pca(matrix: np.ndarray, explained_variance: float) -> GroupModel:
     )
 
 
-Blocks = tuple[np.ndarray, np.ndarray]  # the drawing block's columns, the layout block's
-
-
-def _fit_blocks(matrix: np.ndarray, explained_variance: float, blocks: Blocks | None) -> GroupModel:
-    """Both blocks fitted on an (n, d) matrix, without reference scores yet."""
-    if blocks is None:
-        return _fit_pca(matrix, explained_variance)
-    drawing, layout = blocks
-    model = _fit_pca(matrix[:, drawing], explained_variance)
-    return replace(model, drawing_columns=drawing, layout=_fit_layout(matrix, layout))
-
-
 def fit_group(
     features: np.ndarray,
     explained_variance: float = DEFAULT_EXPLAINED_VARIANCE,
     folds: int = CROSS_VALIDATION_FOLDS,
     minimum: int = MIN_TRAINING_IMAGES,
-    blocks: tuple[Sequence[int], Sequence[int]] | None = None,
 ) -> GroupModel:
     """Fit one group's model on an (n, d) matrix of normal drawings' features (at least
     ``minimum``; lower only to estimate by cross-validation how a full fit behaves).
-    ``blocks`` names the columns of the drawing block and of the layout block
-    (``features.DRAWING_COLUMNS``, ``features.LAYOUT_COLUMNS``); None: one block, every column.
 
     The reference scores are out-of-fold scores (each drawing scored by a model fitted
     without it, ``folds``-fold), so that the threshold reflects how the model scores drawings
@@ -343,33 +214,17 @@ def fit_group(
         raise ValueError(f"need at least {minimum} drawings to fit, got {matrix.shape[0]}")
     if not 0.0 < explained_variance <= 1.0:
         raise ValueError(f"explained variance {explained_variance} is outside (0, 1]")
-    columns = (
-        None
-        if blocks is None
-        else (np.asarray(blocks[0], dtype=np.int64), np.asarray(blocks[1], dtype=np.int64))
-    )
-    model = _fit_blocks(matrix, explained_variance, columns)
-    drawing = np.empty(matrix.shape[0])
-    layout_scores = np.empty(matrix.shape[0])
+    model = _fit_pca(matrix, explained_variance)
     if folds < 2:
-        drawing[:] = model.drawing_scores(matrix)
-        if model.layout is not None:
-            layout_scores[:] = model.layout.raw_scores(matrix)
+        reference = model.raw_scores(matrix)
     else:
         fold_of = np.arange(matrix.shape[0]) % folds
+        reference = np.empty(matrix.shape[0])
         for fold in range(folds):
             held_out = fold_of == fold
-            fold_model = _fit_blocks(matrix[~held_out], explained_variance, columns)
-            drawing[held_out] = fold_model.drawing_scores(matrix[held_out])
-            if fold_model.layout is not None:
-                layout_scores[held_out] = fold_model.layout.raw_scores(matrix[held_out])
-    drawing_reference = np.sort(drawing)
-    reference = surprise(drawing, drawing_reference)
-    if model.layout is not None:
-        layout_model = replace(model.layout, reference=np.sort(layout_scores))
-        model = replace(model, layout=layout_model)
-        reference = reference + surprise(layout_scores, layout_model.reference)
-    return replace(model, drawing_reference=drawing_reference, reference_scores=np.sort(reference))
+            fold_model = _fit_pca(matrix[~held_out], explained_variance)
+            reference[held_out] = fold_model.raw_scores(matrix[held_out])
+    return replace(model, reference_scores=np.sort(reference))
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,7 @@ import numpy as np
 import structlog
 from PIL import Image, UnidentifiedImageError
 
-from app.scoring.features import (
-    DRAWING_COLUMNS,
-    FEATURE_COUNT,
-    LAYOUT_COLUMNS,
-    extract_features,
-)
+from app.scoring.features import FEATURE_COUNT, extract_features
 from app.scoring.model import (
     CROSS_VALIDATION_FOLDS,
     DEFAULT_EXPLAINED_VARIANCE,
@@ -42,7 +37,6 @@ from app.scoring.model import (
 
 log = structlog.get_logger()
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
-BLOCKS = (DRAWING_COLUMNS, LAYOUT_COLUMNS)
 
 
 class TrainingError(ValueError):
@@ -189,13 +183,7 @@ def cross_validated_false_flags(
     flagged = 0
     for fold in range(folds):
         held_out = fold_of == fold
-        model = fit_group(
-            features[~held_out],
-            explained_variance,
-            folds=folds,
-            minimum=2 * folds,
-            blocks=BLOCKS,
-        )
+        model = fit_group(features[~held_out], explained_variance, folds=folds, minimum=2 * folds)
         flagged += int((model.raw_scores(features[held_out]) > model.threshold(percentile)).sum())
     return flagged / features.shape[0]
 
@@ -227,7 +215,7 @@ def fit_bundle_with_report(
         count = int((groups == group).sum())
         if group in trained:
             matrix = features[groups == group]
-            model = fit_group(matrix, explained_variance, blocks=BLOCKS)
+            model = fit_group(matrix, explained_variance)
             models[group], sources[group] = model, f"trained on {count} drawings in {version}"
             rate = cross_validated_false_flags(matrix, percentile, explained_variance)
             source = "trained"
