@@ -221,9 +221,10 @@ def _square_box(ink: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 
 def _directions(page: Page) -> list[float]:
-    """In each cell of a DIRECTION_GRID grid over the drawing's box, the share of all its
-    edges that runs in each of DIRECTION_BINS orientations (square roots). The box is resampled
-    to a fixed size first, so the strokes' width in pixels does not matter."""
+    """In each cell of a DIRECTION_GRID grid over the drawing's box (widened to a square), the
+    share of all its edges that runs in each of DIRECTION_BINS orientations (square roots).
+    The box is resampled to a fixed size first, so the strokes' width in pixels and the
+    image's resolution do not matter."""
     count = DIRECTION_GRID**2 * DIRECTION_BINS
     box = _drawing_box(page.ink)
     if box is None:
@@ -241,24 +242,13 @@ def _directions(page: Page) -> list[float]:
     # proportion to how near it is: a line drawn with a ruler and the same line with a
     # wobble, or turned by a few degrees, give nearly the same shares.
     position = np.mod(np.arctan2(gy, gx), np.pi) / np.pi * DIRECTION_BINS
-    below = np.floor(position)
-    upper_weight = position - below
-    below = below.astype(np.int64) % DIRECTION_BINS
-    above = (below + 1) % DIRECTION_BINS
-    shares = np.stack(
-        [
-            _cell_sums(
-                magnitude
-                * (
-                    np.where(below == b, 1.0 - upper_weight, 0.0)
-                    + np.where(above == b, upper_weight, 0.0)
-                ),
-                DIRECTION_GRID,
-            )
-            for b in range(DIRECTION_BINS)
-        ],
-        axis=-1,
-    )
+    below = np.floor(position).astype(np.int64)
+    toward_next = position - below
+    shares = np.zeros((DIRECTION_GRID, DIRECTION_GRID, DIRECTION_BINS))
+    for b in range(DIRECTION_BINS):
+        weight = np.where(below % DIRECTION_BINS == b, 1.0 - toward_next, 0.0)
+        weight += np.where((below + 1) % DIRECTION_BINS == b, toward_next, 0.0)
+        shares[..., b] = _cell_sums(magnitude * weight, DIRECTION_GRID)
     return [float(v) for v in np.sqrt(shares.ravel() / total)]
 
 

@@ -15,14 +15,14 @@ Each age group has its own model, fitted on the feature vectors of normal drawin
   kept subspace (Hotelling's T² per component) and its reconstruction error (the squared
   distance from the subspace, relative to the training average) for the dimensions left
   out; on the training data both average 1, so scores sit around 1;
-- plus how far any feature lies outside the range seen in training, widened by a tenth of
-  its width on each side unless marked exact (the sum of squared excesses, in standard
-  deviations; 0 inside).
-  A single extreme feature, such as the ink coverage of an empty page, is otherwise diluted
-  among dozens of ordinary ones. Features marked as shares (of the ink by place, shape or
-  direction) have their whole 0..1 scale as their range: any one of them can take any value
-  in an ordinary drawing, and with a hundred reference drawings a new one lies just outside
-  the seen range of one of them or another almost every time;
+- plus how far any feature lies outside the range seen in training, widened by
+  ``RANGE_MARGIN`` of its width on each side unless marked exact (the sum of squared
+  excesses, in standard deviations; 0 inside). A single extreme feature, such as the ink
+  coverage of an empty page, is otherwise diluted among dozens of ordinary ones. Features
+  marked as shares (of the ink by place, shape or direction) have their whole 0..1 scale as
+  their range: any one of them can take any value in an ordinary drawing, and with a
+  hundred reference drawings a new one lies just outside the seen range of one of them or
+  another almost every time;
 - the training drawings' scores are kept, sorted, as the reference: the threshold is any
   percentile of them (default 95th, changeable at runtime without retraining), and the
   normalised score is the percentile of a score among them.
@@ -46,7 +46,7 @@ DEFAULT_EXPLAINED_VARIANCE = 1.0
 MIN_TRAINING_IMAGES = 20
 CROSS_VALIDATION_FOLDS = 5
 SCALE_FLOOR = 0.03  # features are on a ~0..1 scale; a constant feature gets this spread
-RANGE_MARGIN = 0.1  # of the seen range's width, added on each side
+RANGE_MARGIN = 0.15  # of the seen range's width, added on each side
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from app.scoring.features import FEATURE_COUNT, extract_features
 from app.scoring.model import (
     AGE_GROUPS,
     MIN_TRAINING_IMAGES,
+    RANGE_MARGIN,
     ModelBundle,
     age_group_for,
     fit_group,
@@ -175,7 +176,7 @@ def test_every_whole_page_scribble_is_flagged(packaged: ModelBundle) -> None:
 def test_a_share_feature_just_past_its_seen_range_adds_nothing_other_features_do() -> None:
     """With a hundred drawings, a new one lies just outside the seen range of some share
     (of the ink by place, shape or direction) almost every time; that is not unusual. A
-    feature that is not a share still counts its excess, beyond a tenth of its seen width,
+    feature that is not a share still counts its excess, beyond a margin of its seen width,
     or right past the seen range where it is marked exact."""
     rng = np.random.default_rng(8)
     train = rng.uniform(0.2, 0.4, size=(100, 4))
@@ -194,6 +195,6 @@ def test_a_share_feature_just_past_its_seen_range_adds_nothing_other_features_do
     assert model.raw_scores(past_feature)[0] > 3 * model.raw_scores(past_share)[0]
     assert np.allclose(model.lower[0], 0.0) and np.allclose(model.upper[0], 1.0)
     seen = train[:, 1].max() - train[:, 1].min()
-    assert model.upper[1] == pytest.approx(train[:, 1].max() + 0.1 * seen)
-    assert model.lower[1] == pytest.approx(train[:, 1].min() - 0.1 * seen)
+    assert model.upper[1] == pytest.approx(train[:, 1].max() + RANGE_MARGIN * seen)
+    assert model.lower[1] == pytest.approx(train[:, 1].min() - RANGE_MARGIN * seen)
     assert model.upper[2] == train[:, 2].max() and model.lower[2] == train[:, 2].min()
