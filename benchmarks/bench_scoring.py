@@ -48,7 +48,6 @@ LATENCY_SIDE = 4096
 AUROC_BEFORE = 0.9582  # features v1, measured on 2026-12-03 before issue 13 (RESULTS.md)
 AUROC_V2 = 0.9668  # features v2 and PCA models, the run of 2026-12-03 11:06 (RESULTS.md)
 AUROC_V3 = 0.9730  # features v3 and shrunk Gaussian models, the run of 2026-12-03 14:03
-AUROC_V4 = 0.9729  # features v4, the run of 2026-12-03 16:33
 # Held-out drawings per paper kind and capture and per left-out family: at a 95th-percentile
 # threshold a good model flags about 5 % of them, and with 30 a cell one cell of twelve
 # showing 3 of 30 (10 %) is luck more often than not; 150 a cell makes 8 % a real signal.
@@ -222,7 +221,6 @@ def run(options: BenchOptions) -> BenchReport:
             ]
             + [
                 ["mean", f"{digits.mean:.4f}", f"{digits.baseline_mean:.4f}"],
-                ["mean, features v4", f"{AUROC_V4}", ""],
                 ["mean, features v3", f"{AUROC_V3}", ""],
                 ["mean, features v2 (PCA)", f"{AUROC_V2}", ""],
                 ["mean, features v1", f"{AUROC_BEFORE}", ""],
@@ -233,8 +231,8 @@ def run(options: BenchOptions) -> BenchReport:
         Check(
             f"mean digits AUROC ≥ {AUROC_TARGET}",
             digits.mean >= AUROC_TARGET,
-            f"{digits.mean:.4f} (raw-pixel baseline {digits.baseline_mean:.4f}; features v4: "
-            f"{AUROC_V4}, v3: {AUROC_V3}, v2: {AUROC_V2}, v1: {AUROC_BEFORE})",
+            f"{digits.mean:.4f} (raw-pixel baseline {digits.baseline_mean:.4f}; features v3: "
+            f"{AUROC_V3}, v2: {AUROC_V2}, v1: {AUROC_BEFORE})",
         )
     )
 

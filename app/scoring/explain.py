@@ -81,8 +81,6 @@ def describe(feature: str, higher: bool) -> str:
         return "the ink sits in an unusual part of the page"
     if feature.startswith("shape_"):
         return "the drawing has an unusual shape"
-    if feature.startswith("direction_"):
-        return "the strokes run in unusual directions in part of the drawing"
     if feature.startswith("hue_share_"):
         hue = HUE_NAMES[int(feature.rsplit("_", 1)[1])]
         return f"much more {hue} than usual" if higher else f"less {hue} than usual"

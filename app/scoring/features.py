@@ -14,10 +14,6 @@ describe what was drawn, as shares and masses that do not depend on the resoluti
   fill decides on its own and which says nothing about whether a child drew the page);
 - shape: the ink in a coarse grid over the box the drawing occupies (what the drawing looks
   like, whatever its size and position on the page);
-- directions: in each quarter of that box, how the strokes' edges divide among six
-  orientations (how the drawing is drawn: a digit 7 and a digit 1 fill their boxes alike but
-  not with the same strokes). Each quarter's shares are one part of the drawing, so a row of
-  grass blades or a hatched fill moves a few of them, not the whole page's directions;
 - coverage: the share of the page's cells that hold any ink (a scribble over the whole page
   leaves none bare; the busiest drawings leave some);
 - colours: saturation, colourful share, hues, number of colours used;
@@ -26,11 +22,7 @@ describe what was drawn, as shares and masses that do not depend on the resoluti
   photographed-scene page.
 
 Every feature is a plain number on a roughly 0..1 scale; the vector has a fixed length
-(``FEATURE_COUNT``) whatever the input size, mode or aspect ratio. Two masks tell the model
-how to treat a feature's range (``app.scoring.model.feature_range``): ``SHARES`` marks the
-shares of the ink by place, shape or direction (any one of them can take any value in 0..1 in
-an ordinary drawing; only their combination is unusual), ``EXACT_RANGE`` the page's covered
-share (just past the reference drawings' highest lies a scribble over the whole page).
+(``FEATURE_COUNT``) whatever the input size, mode or aspect ratio.
 """
 
 from __future__ import annotations
@@ -40,16 +32,12 @@ from PIL import Image
 
 from app.scoring.page import Page, estimate_page
 
-FEATURE_VERSION = 5
+FEATURE_VERSION = 4
 GRID = 4
 SHAPE_GRID = 5  # ink shares over the drawing's own box
 COVER_GRID = 16  # cells of the page whose share holding ink is measured
 COVER_LEVELS = (0.02, 0.05)  # mean ink of a cell that counts as covered
 HUE_BINS = 6
-DIRECTION_GRID = 2  # cells a side over the drawing's box
-DIRECTION_BINS = 6  # orientations, 30° each
-DIRECTION_SIDE = 48  # pixels a side the box is resampled to before its edges are taken
-SHARE_PREFIXES = ("ink_grid_", "shape_", "direction_")
 
 COVERAGE_INK = 0.3
 DARK_INK = 0.6
@@ -72,19 +60,11 @@ def _feature_names() -> tuple[str, ...]:
     names += ["page_noise"]
     names += [f"shape_{r}_{c}" for r in range(SHAPE_GRID) for c in range(SHAPE_GRID)]
     names += ["ink_cover", "ink_cover_dense"]
-    names += [
-        f"direction_{r}_{c}_{b}"
-        for r in range(DIRECTION_GRID)
-        for c in range(DIRECTION_GRID)
-        for b in range(DIRECTION_BINS)
-    ]
     return tuple(names)
 
 
 FEATURE_NAMES = _feature_names()
 FEATURE_COUNT = len(FEATURE_NAMES)
-SHARES = np.array([name.startswith(SHARE_PREFIXES) for name in FEATURE_NAMES])
-EXACT_RANGE = np.array([name in ("ink_cover", "ink_cover_dense") for name in FEATURE_NAMES])
 
 
 def _log_fraction(fraction: float) -> float:
@@ -209,49 +189,6 @@ def _shape(page: Page) -> list[float]:
     return [float(v) for v in np.sqrt(_cell_sums(ink, SHAPE_GRID).ravel() / total)]
 
 
-def _square_box(ink: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The drawing's box widened to a square around its centre (padded with paper), so that
-    a tall drawing's strokes keep their directions."""
-    top, bottom, left, right = box
-    side = max(bottom - top, right - left) + 2
-    row = (top + bottom - side) // 2
-    col = (left + right - side) // 2
-    padded = np.pad(ink, side)
-    return padded[row + side : row + 2 * side, col + side : col + 2 * side]
-
-
-def _directions(page: Page) -> list[float]:
-    """In each cell of a DIRECTION_GRID grid over the drawing's box (widened to a square), the
-    share of all its edges that runs in each of DIRECTION_BINS orientations (square roots).
-    The box is resampled to a fixed size first, so the strokes' width in pixels and the
-    image's resolution do not matter."""
-    count = DIRECTION_GRID**2 * DIRECTION_BINS
-    box = _drawing_box(page.ink)
-    if box is None:
-        return [0.0] * count
-    square = np.ascontiguousarray(_square_box(page.ink, box), dtype=np.float32)
-    small = Image.fromarray(square, "F").resize(
-        (DIRECTION_SIDE, DIRECTION_SIDE), Image.Resampling.BOX
-    )
-    gx, gy = _gradients(np.asarray(small, dtype=np.float64))
-    magnitude = np.hypot(gx, gy)
-    total = float(magnitude.sum())
-    if total <= 1e-9:
-        return [0.0] * count
-    # Each edge is shared between the two nearest of the orientations 0°, 30°, ... 150°, in
-    # proportion to how near it is: a line drawn with a ruler and the same line with a
-    # wobble, or turned by a few degrees, give nearly the same shares.
-    position = np.mod(np.arctan2(gy, gx), np.pi) / np.pi * DIRECTION_BINS
-    below = np.floor(position).astype(np.int64)
-    toward_next = position - below
-    shares = np.zeros((DIRECTION_GRID, DIRECTION_GRID, DIRECTION_BINS))
-    for b in range(DIRECTION_BINS):
-        weight = np.where(below % DIRECTION_BINS == b, 1.0 - toward_next, 0.0)
-        weight += np.where((below + 1) % DIRECTION_BINS == b, toward_next, 0.0)
-        shares[..., b] = _cell_sums(magnitude * weight, DIRECTION_GRID)
-    return [float(v) for v in np.sqrt(shares.ravel() / total)]
-
-
 def _coverage(ink: np.ndarray) -> list[float]:
     """The share of the page's cells (a COVER_GRID grid) holding ink, at two levels: a busy
     drawing leaves parts of the page bare, a scribble over the whole page does not."""
@@ -308,7 +245,6 @@ def extract_features(image: Image.Image) -> np.ndarray:
     ]
     feats += _shape(page)
     feats += _coverage(page.ink)
-    feats += _directions(page)
     vector = np.asarray(feats, dtype=np.float32)
     if vector.shape != (FEATURE_COUNT,):  # pragma: no cover - a programming error
         raise AssertionError(f"feature vector has {vector.size} values, not {FEATURE_COUNT}")

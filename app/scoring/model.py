@@ -15,14 +15,9 @@ Each age group has its own model, fitted on the feature vectors of normal drawin
   kept subspace (Hotelling's T² per component) and its reconstruction error (the squared
   distance from the subspace, relative to the training average) for the dimensions left
   out; on the training data both average 1, so scores sit around 1;
-- plus how far any feature lies outside the range seen in training, widened by
-  ``RANGE_MARGIN`` of its width on each side unless marked exact (the sum of squared
-  excesses, in standard deviations; 0 inside). A single extreme feature, such as the ink
-  coverage of an empty page, is otherwise diluted among dozens of ordinary ones. Features
-  marked as shares (of the ink by place, shape or direction) have their whole 0..1 scale as
-  their range: any one of them can take any value in an ordinary drawing, and with a
-  hundred reference drawings a new one lies just outside the seen range of one of them or
-  another almost every time;
+- plus how far any feature lies outside the range seen in training (the sum of squared
+  excesses, in standard deviations; 0 inside the range). A single extreme feature, such as
+  the ink coverage of an empty page, is otherwise diluted among dozens of ordinary ones;
 - the training drawings' scores are kept, sorted, as the reference: the threshold is any
   percentile of them (default 95th, changeable at runtime without retraining), and the
   normalised score is the percentile of a score among them.
@@ -46,7 +41,6 @@ DEFAULT_EXPLAINED_VARIANCE = 1.0
 MIN_TRAINING_IMAGES = 20
 CROSS_VALIDATION_FOLDS = 5
 SCALE_FLOOR = 0.03  # features are on a ~0..1 scale; a constant feature gets this spread
-RANGE_MARGIN = 0.15  # of the seen range's width, added on each side
 
 
 @dataclass(frozen=True)
@@ -172,29 +166,7 @@ def shrunk_covariance(z: np.ndarray) -> np.ndarray:
     return (1.0 - shrinkage) * sample + shrinkage * mu * np.eye(dims)
 
 
-def feature_range(
-    matrix: np.ndarray, shares: np.ndarray | None = None, exact: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The range of each feature beyond which its excess counts: the range seen in ``matrix``,
-    widened by RANGE_MARGIN unless ``exact`` marks the feature, and 0..1 at least for the
-    features ``shares`` marks."""
-    lower, upper = matrix.min(axis=0), matrix.max(axis=0)
-    margin = RANGE_MARGIN * (upper - lower)
-    if exact is not None:
-        margin = np.where(exact, 0.0, margin)
-    lower, upper = lower - margin, upper + margin
-    if shares is not None:
-        lower = np.where(shares, np.minimum(lower, 0.0), lower)
-        upper = np.where(shares, np.maximum(upper, 1.0), upper)
-    return lower, upper
-
-
-def _fit_pca(
-    matrix: np.ndarray,
-    explained_variance: float,
-    shares: np.ndarray | None,
-    exact: np.ndarray | None,
-) -> GroupModel:
+def _fit_pca(matrix: np.ndarray, explained_variance: float) -> GroupModel:
     """The model parameters of an (n, d) matrix, without reference scores yet."""
     count = matrix.shape[0]
     mean = matrix.mean(axis=0)
@@ -212,15 +184,14 @@ def _fit_pca(
     components = vt[:keep]
     projected = z @ components.T
     residual = z - projected @ components
-    lower, upper = feature_range(matrix, shares, exact)
     return GroupModel(
         mean=mean,
         scale=scale,
         components=components,
         variances=np.maximum(variances[:keep], 1e-9),
         residual_mean=max(float(np.einsum("ij,ij->i", residual, residual).mean()), 1e-9),
-        lower=lower,
-        upper=upper,
+        lower=matrix.min(axis=0),
+        upper=matrix.max(axis=0),
         reference_scores=np.zeros(2),
     )
 
@@ -230,12 +201,9 @@ def fit_group(
     explained_variance: float = DEFAULT_EXPLAINED_VARIANCE,
     folds: int = CROSS_VALIDATION_FOLDS,
     minimum: int = MIN_TRAINING_IMAGES,
-    shares: np.ndarray | None = None,
-    exact: np.ndarray | None = None,
 ) -> GroupModel:
     """Fit one group's model on an (n, d) matrix of normal drawings' features (at least
-    ``minimum``; lower only to estimate by cross-validation how a full fit behaves);
-    ``shares`` and ``exact`` mark features whose range is treated apart (``feature_range``).
+    ``minimum``; lower only to estimate by cross-validation how a full fit behaves).
 
     The reference scores are out-of-fold scores (each drawing scored by a model fitted
     without it, ``folds``-fold), so that the threshold reflects how the model scores drawings
@@ -246,7 +214,7 @@ def fit_group(
         raise ValueError(f"need at least {minimum} drawings to fit, got {matrix.shape[0]}")
     if not 0.0 < explained_variance <= 1.0:
         raise ValueError(f"explained variance {explained_variance} is outside (0, 1]")
-    model = _fit_pca(matrix, explained_variance, shares, exact)
+    model = _fit_pca(matrix, explained_variance)
     if folds < 2:
         reference = model.raw_scores(matrix)
     else:
@@ -254,7 +222,7 @@ def fit_group(
         reference = np.empty(matrix.shape[0])
         for fold in range(folds):
             held_out = fold_of == fold
-            fold_model = _fit_pca(matrix[~held_out], explained_variance, shares, exact)
+            fold_model = _fit_pca(matrix[~held_out], explained_variance)
             reference[held_out] = fold_model.raw_scores(matrix[held_out])
     return replace(model, reference_scores=np.sort(reference))
 

@@ -175,32 +175,3 @@ def test_a_scribble_over_the_whole_page_leaves_none_of_it_bare() -> None:
     busy = [extract_features(generate_drawing(16, rng, 384)) for _ in range(6)]
     assert min(f[cover] for f in scribbles) > 0.6
     assert max(f[cover] for f in busy) < min(f[cover] for f in scribbles)
-
-
-def _lines(size: int, width: int, vertical: bool) -> Image.Image:
-    image = Image.new("RGB", (size, size), "white")
-    draw = ImageDraw.Draw(image)
-    for step in range(5):
-        at = size // 4 + step * size // 10
-        ends = (
-            (at, size // 4, at, 3 * size // 4) if vertical else (size // 4, at, 3 * size // 4, at)
-        )
-        draw.line(ends, fill="black", width=width)
-    return image
-
-
-def _directions(image: Image.Image) -> np.ndarray:
-    vector = extract_features(image)
-    names = [i for i, name in enumerate(FEATURE_NAMES) if name.startswith("direction_")]
-    return (vector[names] ** 2).reshape(-1, 6).sum(axis=0)  # share of each orientation
-
-
-def test_the_strokes_directions_tell_horizontal_from_vertical_whatever_the_size() -> None:
-    """Edges of horizontal strokes change across rows (orientation 90°), of vertical ones
-    across columns (0°); the same drawing at four times the size, with strokes four times as
-    wide, gives the same shares."""
-    horizontal, vertical = _directions(_lines(512, 4, False)), _directions(_lines(512, 4, True))
-    assert int(np.argmax(horizontal)) == 3 and int(np.argmax(vertical)) == 0
-    large = _directions(_lines(2048, 16, False))
-    assert horizontal[3] > 0.9 and vertical[0] > 0.9
-    assert np.abs(large - horizontal).max() < 0.05

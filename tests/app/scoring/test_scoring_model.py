@@ -9,7 +9,6 @@ from app.scoring.features import FEATURE_COUNT, extract_features
 from app.scoring.model import (
     AGE_GROUPS,
     MIN_TRAINING_IMAGES,
-    RANGE_MARGIN,
     ModelBundle,
     age_group_for,
     fit_group,
@@ -171,30 +170,3 @@ def test_every_whole_page_scribble_is_flagged(packaged: ModelBundle) -> None:
         ).is_anomaly
     ]
     assert not missed, f"scribbles missed at ages {missed}"
-
-
-def test_a_share_feature_just_past_its_seen_range_adds_nothing_other_features_do() -> None:
-    """With a hundred drawings, a new one lies just outside the seen range of some share
-    (of the ink by place, shape or direction) almost every time; that is not unusual. A
-    feature that is not a share still counts its excess, beyond a margin of its seen width,
-    or right past the seen range where it is marked exact."""
-    rng = np.random.default_rng(8)
-    train = rng.uniform(0.2, 0.4, size=(100, 4))
-    shares = np.array([True, False, False, False])
-    exact = np.array([False, False, True, False])
-    model = fit_group(train, folds=1, shares=shares, exact=exact)
-    inside = np.full(4, 0.3)
-    assert model.raw_scores(inside)[0] < 5
-    past_share = inside.copy()
-    past_share[0] = 0.6  # well past the seen 0.2..0.4, still a share in 0..1
-    past_feature = inside.copy()
-    past_feature[1] = 0.6
-    base = fit_group(train, folds=1)  # no shares: every feature's range counts
-    # The same drawing scores less than half as much without the range term for the share.
-    assert model.raw_scores(past_share)[0] < base.raw_scores(past_share)[0] / 2
-    assert model.raw_scores(past_feature)[0] > 3 * model.raw_scores(past_share)[0]
-    assert np.allclose(model.lower[0], 0.0) and np.allclose(model.upper[0], 1.0)
-    seen = train[:, 1].max() - train[:, 1].min()
-    assert model.upper[1] == pytest.approx(train[:, 1].max() + RANGE_MARGIN * seen)
-    assert model.lower[1] == pytest.approx(train[:, 1].min() - RANGE_MARGIN * seen)
-    assert model.upper[2] == train[:, 2].max() and model.lower[2] == train[:, 2].min()
