@@ -54,6 +54,7 @@ AUROC_V3 = 0.9730  # features v3 and shrunk Gaussian models, the run of 2026-12-
 PAPER_COUNT = 150
 FAMILY_COUNT = 150
 ANOMALY_COUNT = 50
+OUTSIDER_COUNT = 100  # simple drawings made without the generator, each scored at four ages
 TINY_COUNT = 3
 
 
@@ -129,7 +130,7 @@ def _latency_child(runs: int, work_dir: Path) -> dict[str, object]:
 def run(options: BenchOptions) -> BenchReport:
     from app.scoring import load_packaged_bundle
     from app.scoring.__main__ import PACKAGE_IMAGE_SIZE, PACKAGE_PER_AGE
-    from benchmarks import scoring_digits, scoring_quality
+    from benchmarks import scoring_digits, scoring_outsiders, scoring_quality
 
     tiny = options.tiny
     work = options.work_dir / "scoring"
@@ -175,6 +176,21 @@ def run(options: BenchOptions) -> BenchReport:
             "every anomaly kind flagged in 100 % of cases",
             not missed,
             "all flagged" if not missed else f"missed some of: {', '.join(missed)}",
+        )
+    )
+
+    outsiders = scoring_outsiders.outsider_false_flags(
+        packaged, TINY_COUNT if tiny else OUTSIDER_COUNT, HELD_OUT_SEED
+    )
+    report.tables.append(
+        Table(
+            "False flags on simple drawings made without our generator (Pillow shapes on white "
+            "paper, JPEG; no target)",
+            ["age", "drawings", "flagged"],
+            [
+                [str(age), str(TINY_COUNT if tiny else OUTSIDER_COUNT), _percent(rate)]
+                for age, rate in outsiders.items()
+            ],
         )
     )
 
