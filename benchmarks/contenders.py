@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.harness import BenchmarkError
+from opsd.database import DEFAULT_BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,10 +68,11 @@ def upload_as_is_sha256(endpoint: str, database: Path, url: str) -> list[str]:
 
 
 def scripted_backup(endpoint: str, database: Path, copy: Path, url: str) -> list[str]:
-    """What a user would script: `.backup` to a temporary file, upload it, remove it."""
+    """What a user would script: `.backup` to a temporary file (waiting up to 30 s for a
+    writer's lock, as our task does), upload it, remove it."""
     sqlite3 = require_tool("sqlite3", "install the sqlite3 command line (apt-get install sqlite3)")
     return _shell(
-        [sqlite3, str(database), f'.backup "{copy}"'],
+        [sqlite3, str(database), f".timeout {BUSY_TIMEOUT_MS}", f'.backup "{copy}"'],
         _aws(endpoint, "cp", str(copy), url),
         ["rm", "-f", str(copy)],
     )
