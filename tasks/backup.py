@@ -87,8 +87,8 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         if facts.integrity_errors:
             _refuse(settings.database_path, facts.integrity_errors)
         check_snapshot(settings.database_path, facts, allow_empty=args.allow_empty)
-        # The integrity check runs while the parts go up (read past the page cache by
-        # tasks.backups.upload); the upload completes only if it passes.
+        # The integrity check runs while the parts go up (tasks.backups.upload); the
+        # upload completes only if it passes.
         checked = integrity = BackgroundIntegrityCheck(copy, settings.sqlite_busy_timeout_ms)
         metadata = _metadata(facts, digests, args.reason, taken_at.isoformat(timespec="seconds"))
         encoded = metadata.to_s3()

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from tasks.backups.memory import fits_in_memory
+
 READ_CHUNK = 4 << 20
 # O_DIRECT wants the buffer, the offset and the length aligned to the device's blocks.
 _DIRECT_ALIGNMENT = 4096
@@ -118,7 +120,7 @@ class DigestPass:
     @contextlib.contextmanager
     def reading(self, path: Path) -> Iterator[None]:
         """The steps in this block read `path` (the file hashed), past the page cache where
-        the file system and the part size allow it (see `uncached_fd`)."""
+        that pays and the file system and the part size allow it (see `uncached_fd`)."""
         fd = uncached_fd(path) if self._part_size % _DIRECT_ALIGNMENT == 0 else None
         if fd is None:
             with path.open("rb", buffering=0) as handle:
@@ -146,11 +148,16 @@ class DigestPass:
 
 
 def uncached_fd(path: Path) -> int | None:
-    """A descriptor reading `path` past the page cache (O_DIRECT), or None where the file
-    system refuses it (tmpfs). A copy larger than the memory at hand (the task's cgroup)
-    is no longer cached when it is read again: read through the cache, every page would
-    first evict another, which costs several times the CPU of the read itself."""
-    if not hasattr(os, "O_DIRECT"):
+    """A descriptor reading `path` past the page cache (O_DIRECT) where that pays, else None.
+
+    It pays for a file larger than the memory at hand (the task's cgroup): such a copy is
+    no longer cached when it is read again, and read through the cache every page would
+    first evict another, which costs several times the CPU of the read itself. A file that
+    fits (`fits_in_memory`) is still cached, and O_DIRECT would first write its dirty pages
+    out to disk and then read them back: 1.4 CPU s more for a 1 GB backup
+    (benchmarks/RESULTS.md, issue 15, 2026-12-04). None as well where the file system
+    refuses O_DIRECT (tmpfs)."""
+    if not hasattr(os, "O_DIRECT") or fits_in_memory(path.stat().st_size):
         return None
     try:
         return os.open(path, os.O_RDONLY | os.O_DIRECT)
@@ -199,8 +206,8 @@ class CopyDigests:
     while the copy runs, so that the copy, which holds the database's read lock, keeps its
     core and the app's writers wait no longer; what is left once the copy is whole is
     hashed by `result()` at its caller's priority (a niced thread cannot be raised again,
-    and on a busy host it would crawl), read past the page cache (`uncached_fd`): a copy
-    larger than the task's memory has left it by then."""
+    and on a busy host it would crawl), read past the page cache if the copy is larger than
+    the task's memory: it has left the cache by then (`uncached_fd`)."""
 
     def __init__(self, wanted_part_size: int) -> None:
         self._wanted_part_size = wanted_part_size

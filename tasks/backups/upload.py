@@ -1,5 +1,5 @@
 """The write-once upload of a backup: a low-level multipart upload, a part at a time from
-disk, each read whole past the page cache where it can be (part_body).
+disk, each read whole past the page cache where that pays (part_body).
 
 boto3's managed transfer refuses IfNoneMatch, so parts go up one by one, each with the
 checksum computed from the snapshot when it was taken (tasks.backups.checksums), which S3 verifies
@@ -84,11 +84,13 @@ class FileSlice(io.RawIOBase):
 
 @contextlib.contextmanager
 def part_body(path: Path, offset: int, length: int) -> Iterator[bytes | FileSlice]:
-    """One part's body: its bytes read with O_DIRECT, past the page cache, where the part
-    is small enough to hold in memory and the file system allows it; else a FileSlice
-    streamed through the cache. A snapshot larger than the task's memory is no longer in
-    the page cache when it goes up, and reading it back through the cache would make each
-    page evict another first (tasks.backups.checksums.uncached_fd)."""
+    """One part's body: its bytes read whole with O_DIRECT, past the page cache, where the
+    snapshot is larger than the task's memory (it is no longer cached when it goes up, and
+    read back through the cache each page would evict another first), the part small
+    enough to hold in memory and the file system allows it (tasks.backups.checksums.uncached_fd);
+    else a FileSlice streamed through the cache."""
+    if path.stat().st_size < offset + length:
+        raise _ended_inside(path, offset, length)
     fd = uncached_fd(path) if length <= IN_MEMORY_PART_BYTES else None
     if fd is None:
         with FileSlice(path, offset, length) as body:
@@ -114,8 +116,12 @@ def part_body(path: Path, offset: int, length: int) -> Iterator[bytes | FileSlic
             yield body
         return
     if len(data) != length:
-        raise OSError(errno.EIO, f"{path} ended inside the part at {offset} (+{length} bytes)")
+        raise _ended_inside(path, offset, length)
     yield data
+
+
+def _ended_inside(path: Path, offset: int, length: int) -> OSError:
+    return OSError(errno.EIO, f"{path} ended inside the part at {offset} (+{length} bytes)")
 
 
 def upload_once(

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+import tasks.backups.memory as memory_module
 import tasks.backups.snapshot as snapshot_module
 from opsd.clock import utcnow
 from opsd.results import Status, TaskError
@@ -486,6 +487,7 @@ def test_a_part_is_read_whole_past_the_page_cache(
     path = tmp_path / "snapshot.db"
     data = os.urandom(3 << 20)
     path.write_bytes(data)
+    monkeypatch.setattr(memory_module, "available_memory", lambda: path.stat().st_size)
     flags_seen = _opens(monkeypatch)
     with s3_upload.part_body(path, 1 << 20, 2 << 20) as body:
         assert body == data[1 << 20 :]
@@ -494,10 +496,28 @@ def test_a_part_is_read_whole_past_the_page_cache(
     assert flags_seen[0] == os.O_RDONLY | os.O_DIRECT
 
 
-def test_a_last_part_of_any_length_is_read_whole(tmp_path: Path) -> None:
+def test_a_part_of_a_snapshot_that_fits_in_memory_is_read_through_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot was just written and is still cached: O_DIRECT would first write its
+    dirty pages out to disk, then read them back (1.4 CPU s more at 1 GB, issue 15)."""
+    path = tmp_path / "snapshot.db"
+    data = os.urandom(3 << 20)
+    path.write_bytes(data)
+    monkeypatch.setattr(memory_module, "available_memory", lambda: 2 * path.stat().st_size)
+    flags_seen = _opens(monkeypatch)
+    with s3_upload.part_body(path, 1 << 20, 2 << 20) as body:
+        assert isinstance(body, FileSlice) and body.read() == data[1 << 20 :]
+    assert not any(flags & os.O_DIRECT for flags in flags_seen)
+
+
+def test_a_last_part_of_any_length_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "snapshot.db"
     data = os.urandom((2 << 20) + 1234)
     path.write_bytes(data)
+    monkeypatch.setattr(memory_module, "available_memory", lambda: path.stat().st_size)
     with s3_upload.part_body(path, 2 << 20, 1234) as body:
         assert body == data[2 << 20 :]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import tasks.backups.checksums as checksums
+import tasks.backups.memory as memory_module
 from tasks.backups.checksums import CopyDigests, path_digests
 
 PART = 5 << 20
@@ -165,6 +166,7 @@ def test_what_is_left_to_hash_once_the_copy_is_whole_is_read_past_the_page_cache
     data = os.urandom(12 * CHUNK + 12345)
     path = tmp_path / "copy.db"
     path.touch()
+    monkeypatch.setattr(memory_module, "available_memory", lambda: len(data))
     _record_steps(monkeypatch, delay_s=0.02)
     opened = _record_opens(monkeypatch)
     hashing = CopyDigests(PART)
@@ -174,6 +176,22 @@ def test_what_is_left_to_hash_once_the_copy_is_whole_is_read_past_the_page_cache
         pytest.skip(f"{tmp_path} does not support O_DIRECT")
     assert (str(path), os.O_RDONLY | os.O_DIRECT) in opened
     assert digests == path_digests(path, PART)
+
+
+def test_what_is_left_of_a_copy_that_fits_in_memory_is_hashed_through_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy is still cached: O_DIRECT would write it out to disk first (issue 15)."""
+    data = os.urandom(12 * CHUNK + 12345)
+    path = tmp_path / "copy.db"
+    path.touch()
+    monkeypatch.setattr(memory_module, "available_memory", lambda: 2 * len(data))
+    _record_steps(monkeypatch, delay_s=0.02)
+    opened = _record_opens(monkeypatch)
+    hashing = CopyDigests(PART)
+    _copy_at_once(data, path, hashing)
+    assert hashing.result(path) == path_digests(path, PART)
+    assert opened and not any(flags & os.O_DIRECT for _, flags in opened)
 
 
 def test_where_the_file_system_refuses_o_direct_the_rest_is_read_through_the_cache(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import tasks.backups.memory as memory_module
 import tasks.backups.snapshot as snapshot_module
 from opsd.database import table_row_counts
 from opsd.results import TaskError
@@ -168,21 +169,13 @@ def test_a_file_too_large_for_the_memory_at_hand_is_not_read_twice(
         return real_sendfile(out_fd, in_fd, offset, count)
 
     monkeypatch.setattr(os, "sendfile", sendfile)
-    monkeypatch.setattr(snapshot_module, "available_memory", lambda: database.stat().st_size)
+    monkeypatch.setattr(memory_module, "available_memory", lambda: database.stat().st_size)
     copy = snapshot_database(database, tmp_path / "scratch", 1000)
     try:
         assert os.devnull not in targets and targets
         assert copy.read_bytes() == database.read_bytes()
     finally:
         remove_quietly(copy)
-
-
-def test_available_memory_is_read_from_the_kernel() -> None:
-    assert (
-        0
-        < snapshot_module.available_memory()
-        <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    )
 
 
 def test_wal_database_is_copied_with_its_committed_wal_pages(tmp_path: Path) -> None:
@@ -239,24 +232,6 @@ def test_full_scratch_disk_fails_naming_it_and_leaves_no_file(
     _insert(database, busy_timeout_s=0)  # and the read lock is gone
 
 
-def test_available_memory_is_capped_by_this_processs_own_nested_cgroup(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A task in a nested cgroup v1 (/proc/self/cgroup names it) is held to that cgroup's
-    limit, not to the unlimited root of the mount."""
-    proc = tmp_path / "proc-cgroup"
-    proc.write_text("5:cpu,cpuacct:/\n4:memory:/ecs/task-1\n0::/\n")
-    own = tmp_path / "memory" / "ecs" / "task-1"
-    own.mkdir(parents=True)
-    (own / "memory.limit_in_bytes").write_text(f"{512 << 20}\n")
-    (own / "memory.usage_in_bytes").write_text(f"{100 << 20}\n")
-    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
-    (tmp_path / "memory" / "memory.usage_in_bytes").write_text(f"{3 << 30}\n")
-    monkeypatch.setattr(snapshot_module, "_PROC_CGROUP", proc)
-    monkeypatch.setattr(snapshot_module, "_CGROUP_ROOT", tmp_path)
-    assert snapshot_module.available_memory() == 412 << 20
-
-
 def _mmap_size_seen_by(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     """PRAGMA mmap_size of the connection `tasks.backups.snapshot.<name>` is called with."""
     seen: list[int] = []
@@ -276,7 +251,7 @@ def test_the_quick_check_of_a_snapshot_too_large_for_memory_reads_it_page_by_pag
     """Mapped, the check's walk of each index over a file larger than the task's memory
     reads the file many times over once a little memory is taken (issue 15)."""
     db = create_app_database(tmp_path / "app.db")
-    monkeypatch.setattr(snapshot_module, "available_memory", lambda: db.stat().st_size)
+    monkeypatch.setattr(memory_module, "available_memory", lambda: db.stat().st_size)
     seen = _mmap_size_seen_by(monkeypatch, "quick_check_errors")
     check = snapshot_module.BackgroundIntegrityCheck(db)
     assert check.errors() == []
@@ -288,7 +263,7 @@ def test_the_quick_check_of_a_snapshot_that_fits_in_memory_reads_it_through_a_ma
 ) -> None:
     """A third of the CPU of a read per page where the file stays cached (issue 15)."""
     db = create_app_database(tmp_path / "app.db")
-    monkeypatch.setattr(snapshot_module, "available_memory", lambda: 2 * db.stat().st_size)
+    monkeypatch.setattr(memory_module, "available_memory", lambda: 2 * db.stat().st_size)
     seen = _mmap_size_seen_by(monkeypatch, "quick_check_errors")
     check = snapshot_module.BackgroundIntegrityCheck(db)
     assert check.errors() == []
