@@ -179,17 +179,22 @@ def run(options: BenchOptions) -> BenchReport:
         )
     )
 
-    outsiders = scoring_outsiders.outsider_false_flags(
-        packaged, TINY_COUNT if tiny else OUTSIDER_COUNT, HELD_OUT_SEED
-    )
+    outsider_count = TINY_COUNT if tiny else OUTSIDER_COUNT
+    outsiders = {
+        lines: scoring_outsiders.outsider_false_flags(
+            packaged, outsider_count, HELD_OUT_SEED, by_hand=lines == "by hand"
+        )
+        for lines in ("ruler-straight", "by hand")
+    }
     report.tables.append(
         Table(
             "False flags on simple drawings made without our generator (Pillow shapes on white "
             "paper, JPEG; no target)",
-            ["age", "drawings", "flagged"],
+            ["lines", "age", "drawings", "flagged"],
             [
-                [str(age), str(TINY_COUNT if tiny else OUTSIDER_COUNT), _percent(rate)]
-                for age, rate in outsiders.items()
+                [lines, str(age), str(outsider_count), _percent(rate)]
+                for lines, rates in outsiders.items()
+                for age, rate in rates.items()
             ],
         )
     )
