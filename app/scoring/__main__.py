@@ -35,7 +35,7 @@ from app.scoring.training import (
 )
 from opsd.logging import configure_logging
 
-PACKAGE_SEED = 20240601
+PACKAGE_SEED = 3
 PACKAGE_PER_AGE = 40
 PACKAGE_IMAGE_SIZE = 512
 

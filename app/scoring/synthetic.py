@@ -5,8 +5,10 @@ wobbly strokes in one or two colours (scribbles, a sun, a stick figure); older c
 scenes with more elements, finer lines, more colours, filled areas and details (windows,
 clouds, grass, faces, cars, rainbows). Around that, everything a parent's upload varies in is
 randomised (``app.scoring.synthetic_media``): stroke width, wobble and pressure, the medium
-(pencil, felt-tip, crayon, paint: the style families), sparse to busy pages, outlines and
-fills, one to many colours, every kind of paper, scans and phone photos, PNG and JPEG, sizes.
+(pencil, felt-tip, crayon, paint: the style families), sparse to busy pages, a drawing
+spread over the page or kept to one part of it, outlines and fills, one pen or many colours at
+any age, the pure colours of markers, every kind of paper, scans and phone photos, PNG and
+JPEG, sizes.
 Anomalous drawings are gross departures: a blank page (of any paper, or photographed), strong
 noise, a solid colour, a photo-like scene, an over-exposed page, a scribble over the whole
 page, an ink-saturated page, a page flooded with one odd colour.
@@ -140,11 +142,14 @@ def _ink_layer(age: int, rng: np.random.Generator, size: int, medium: str) -> Im
     wobble = style.wobble * rng.uniform(0.05, 1.5)  # from a careful hand to a shaky one
     # Outlines only, some colouring in or everything filled, at every age.
     fill = float(np.clip(style.fill * rng.uniform(0.0, 1.5) + MEDIUM_FILL[medium], 0.0, 1.0))
-    colours = style.colours if rng.random() < 0.8 else int(rng.integers(1, 9))
+    pens = rng.random()  # one pen whatever the age (15 %), the age's usual count, or any
+    colours = 1 if pens < 0.15 else style.colours if pens < 0.8 else int(rng.integers(1, 9))
     colourful = medium != "pencil" or rng.random() < 0.35
     image = Image.new("RGB", (size, size), (255, 255, 255))
     canvas = Canvas(ImageDraw.Draw(image), size, stroke, wobble, rng)
     palette = [pick_colour(rng, colourful and colours > 1) for _ in range(colours)]
+    if rng.random() < 0.3:  # markers: the pure colours of felt-tips and ballpoints
+        palette = [_vivid(colour, rng.uniform(1.2, 2.5)) for colour in palette]
     if rng.random() < 0.35 + 0.5 * style.detail:  # a ground line, grass for the older
         draw_grass(canvas, palette, style.detail)
     if rng.random() < style.scribble:
@@ -193,8 +198,19 @@ def _slots(count: int, rng: np.random.Generator) -> list[tuple[float, float]]:
         row, col = divmod(int(cell), columns)
         x = (col + 0.5 + rng.uniform(-0.25, 0.25)) / columns
         y = (row + 0.5 + rng.uniform(-0.25, 0.25)) / columns
-        slots.append((0.08 + 0.84 * x, 0.08 + 0.84 * y))
-    return slots
+        slots.append((x, y))
+    left, top, width, height = 0.08, 0.08, 0.84, 0.84
+    if rng.random() < 0.25:  # the drawing kept to one part of the page
+        width, height = rng.uniform(0.45, 0.8), rng.uniform(0.45, 0.8)
+        left, top = rng.uniform(0.05, 0.95 - width), rng.uniform(0.05, 0.95 - height)
+    return [(left + width * x, top + height * y) for x, y in slots]
+
+
+def _vivid(colour: tuple[int, int, int], gain: float) -> tuple[int, int, int]:
+    """``colour`` with its saturation raised by ``gain`` (away from its own grey)."""
+    grey = sum(colour) / 3.0
+    red, green, blue = (int(np.clip(grey + (c - grey) * gain, 0, 255)) for c in colour)
+    return red, green, blue
 
 
 def _photo_scene(size: int, rng: np.random.Generator) -> Image.Image:
