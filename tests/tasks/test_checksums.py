@@ -158,40 +158,32 @@ def _record_opens(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     return opened
 
 
-def test_what_is_left_to_hash_once_the_copy_is_whole_is_read_past_the_page_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("memory", "past_the_cache"),
+    [(1, True), (2, False)],
+    ids=["larger-than-memory", "fits-in-memory"],
+)
+def test_what_is_left_to_hash_once_the_copy_is_whole_is_read_past_the_cache_if_it_does_not_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memory: int, past_the_cache: bool
 ) -> None:
     """A copy larger than the task's memory is no longer cached when the hashing catches
-    up; read back through the cache, every page would evict another first (issue 15)."""
+    up: read back through the cache, every page would evict another first. One that fits
+    is still cached, and O_DIRECT would first write it out to disk (issue 15)."""
     data = os.urandom(12 * CHUNK + 12345)
     path = tmp_path / "copy.db"
     path.touch()
-    monkeypatch.setattr(memory_module, "available_memory", lambda: len(data))
-    _record_steps(monkeypatch, delay_s=0.02)
-    opened = _record_opens(monkeypatch)
-    hashing = CopyDigests(PART)
-    _copy_at_once(data, path, hashing)
-    digests = hashing.result(path)
-    if checksums.uncached_fd(path) is None:
-        pytest.skip(f"{tmp_path} does not support O_DIRECT")
-    assert (str(path), os.O_RDONLY | os.O_DIRECT) in opened
-    assert digests == path_digests(path, PART)
-
-
-def test_what_is_left_of_a_copy_that_fits_in_memory_is_hashed_through_the_page_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The copy is still cached: O_DIRECT would write it out to disk first (issue 15)."""
-    data = os.urandom(12 * CHUNK + 12345)
-    path = tmp_path / "copy.db"
-    path.touch()
-    monkeypatch.setattr(memory_module, "available_memory", lambda: 2 * len(data))
+    monkeypatch.setattr(memory_module, "available_memory", lambda: memory * len(data))
     _record_steps(monkeypatch, delay_s=0.02)
     opened = _record_opens(monkeypatch)
     hashing = CopyDigests(PART)
     _copy_at_once(data, path, hashing)
     assert hashing.result(path) == path_digests(path, PART)
-    assert opened and not any(flags & os.O_DIRECT for _, flags in opened)
+    if not past_the_cache:
+        assert opened and not any(flags & os.O_DIRECT for _, flags in opened)
+    elif checksums.uncached_fd(path) is None:
+        pytest.skip(f"{tmp_path} does not support O_DIRECT")
+    else:
+        assert (str(path), os.O_RDONLY | os.O_DIRECT) in opened
 
 
 def test_where_the_file_system_refuses_o_direct_the_rest_is_read_through_the_cache(
