@@ -129,7 +129,7 @@ def _latency_child(runs: int, work_dir: Path) -> dict[str, object]:
 
 def run(options: BenchOptions) -> BenchReport:
     from app.scoring import load_packaged_bundle
-    from app.scoring.__main__ import PACKAGE_IMAGE_SIZE, PACKAGE_PER_AGE
+    from app.scoring.__main__ import PACKAGE_IMAGE_SIZE, PACKAGE_PER_GROUP
     from benchmarks import scoring_digits, scoring_outsiders, scoring_quality
 
     tiny = options.tiny
@@ -203,7 +203,7 @@ def run(options: BenchOptions) -> BenchReport:
     # what a model trained on our reference set, less that family, would do.
     reference = scoring_quality.reference_set(
         work / "reference",
-        8 if tiny else PACKAGE_PER_AGE,
+        24 if tiny else PACKAGE_PER_GROUP,
         HELD_OUT_SEED + 1,
         96 if tiny else PACKAGE_IMAGE_SIZE,
     )

@@ -23,7 +23,7 @@ from app.scoring.model import MAX_AGE, MIN_AGE, ModelBundle
 from app.scoring.synthetic import (
     ANOMALY_KINDS,
     generate_drawing,
-    generate_reference_set,
+    generate_even_reference_set,
     pick_look,
     varied_shape,
 )
@@ -47,8 +47,8 @@ def features_of_upload(image: Image.Image, rng: np.random.Generator) -> np.ndarr
         return extract_features(decoded)
 
 
-def reference_set(folder: Path, per_age: int, seed: int, size: int) -> ReferenceSet:
-    manifest = generate_reference_set(folder, per_age, seed, size=size)
+def reference_set(folder: Path, per_group: int, seed: int, size: int) -> ReferenceSet:
+    manifest = generate_even_reference_set(folder, per_group, seed, size=size)
     with manifest.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     features = []

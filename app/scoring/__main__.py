@@ -27,7 +27,7 @@ from app.scoring.store import (
     load_packaged_bundle,
     upload_bundle,
 )
-from app.scoring.synthetic import generate_reference_set
+from app.scoring.synthetic import generate_even_reference_set, generate_reference_set
 from app.scoring.training import (
     GroupReport,
     TrainingError,
@@ -36,7 +36,7 @@ from app.scoring.training import (
 from opsd.logging import configure_logging
 
 PACKAGE_SEED = 3  # chosen among six seeds: benchmarks/RESULTS.md, issue 13, 2026-12-04
-PACKAGE_PER_AGE = 40
+PACKAGE_PER_GROUP = 120  # 40 per age, 24 for each of the five ages 14-18
 PACKAGE_IMAGE_SIZE = 512
 
 
@@ -127,8 +127,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _package(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="reference-drawings-") as folder:
-        manifest = generate_reference_set(
-            Path(folder), PACKAGE_PER_AGE, PACKAGE_SEED, size=PACKAGE_IMAGE_SIZE
+        manifest = generate_even_reference_set(
+            Path(folder), PACKAGE_PER_GROUP, PACKAGE_SEED, size=PACKAGE_IMAGE_SIZE
         )
         bundle, reports = train_bundle_with_report(
             Path(folder), manifest, version_prefix="packaged"

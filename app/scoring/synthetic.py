@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from app.scoring.model import MAX_AGE, MIN_AGE
+from app.scoring.model import AGE_GROUPS, MAX_AGE, MIN_AGE
 from app.scoring.synthetic_media import (
     MEDIA,
     MEDIUM_FILL,
@@ -365,4 +365,33 @@ def generate_reference_set(
         writer = csv.writer(handle)
         writer.writerow(("file", "age", "subject", "paper", "capture", "medium"))
         writer.writerows(rows)
+    return manifest
+
+
+def generate_even_reference_set(folder: Path, per_group: int, seed: int, size: int = 512) -> Path:
+    """A reference set in which every age group has ``per_group`` drawings, spread evenly
+    over its ages (the first of each age ``generate_reference_set`` draws; the others are
+    removed). A group's threshold depends on how many reference drawings it has: with 40
+    per age, ages 14-18 had 200 against 120 and the lowest thresholds (benchmarks/RESULTS.md,
+    issue 13, 2026-12-04). Returns the manifest's path."""
+    per_age = {
+        age: per_group // (group.last_age - group.first_age + 1)
+        for group in AGE_GROUPS
+        for age in range(group.first_age, group.last_age + 1)
+    }
+    if min(per_age.values()) < 1:
+        raise ValueError(f"{per_group} drawings per age group leave an age with none")
+    manifest = generate_reference_set(folder, max(per_age.values()), seed, size=size)
+    with manifest.open(newline="", encoding="utf-8") as handle:
+        header, *rows = list(csv.reader(handle))
+    kept, drawn = [], dict.fromkeys(per_age, 0)
+    for row in rows:
+        age = int(row[1])
+        drawn[age] += 1
+        if drawn[age] <= per_age[age]:
+            kept.append(row)
+        else:
+            (folder / row[0]).unlink()
+    with manifest.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([header, *kept])
     return manifest

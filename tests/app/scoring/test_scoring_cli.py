@@ -91,7 +91,7 @@ def test_training_failure_exits_1_with_one_line(
 def test_package_builds_a_loadable_model_from_the_fixed_seed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "PACKAGE_PER_AGE", 7)  # the real run uses 40 per age at 512 px
+    monkeypatch.setattr(cli, "PACKAGE_PER_GROUP", 21)  # the real run: 120 per group at 512 px
     monkeypatch.setattr(cli, "PACKAGE_IMAGE_SIZE", 96)
     out = tmp_path / "packaged.npz"
     assert cli.main(["package", "--out", str(out)]) == 0

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from app.scoring import load_packaged_bundle
 from app.scoring.features import FEATURE_NAMES, extract_features
-from app.scoring.synthetic import ANOMALY_KINDS, Look, generate_drawing, generate_reference_set
+from app.scoring.model import GROUP_NAMES, age_group_for
+from app.scoring.synthetic import (
+    ANOMALY_KINDS,
+    Look,
+    generate_drawing,
+    generate_even_reference_set,
+    generate_reference_set,
+)
 from app.scoring.synthetic_media import CAPTURES, MEDIA, PAPER_KINDS
 
 
@@ -77,3 +86,20 @@ def test_reference_set_writes_pngs_and_a_manifest(tmp_path: Path) -> None:
     assert again.read_text() == manifest.read_text()
     first = (tmp_path / "ref" / rows[0]["file"]).read_bytes()
     assert (tmp_path / "again" / rows[0]["file"]).read_bytes() == first
+
+
+def test_an_even_reference_set_gives_every_age_group_as_many_drawings(tmp_path: Path) -> None:
+    folder = tmp_path / "reference"
+    manifest = generate_even_reference_set(folder, 15, seed=1, size=64)
+    with manifest.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    per_group = Counter(age_group_for(int(row["age"])) for row in rows)
+    assert per_group == dict.fromkeys(GROUP_NAMES, 15)
+    assert Counter(int(row["age"]) for row in rows)[16] == 3  # 15 over the five ages 14-18
+    assert {p.name for p in folder.iterdir()} == {row["file"] for row in rows} | {manifest.name}
+
+
+def test_the_packaged_model_has_as_many_reference_drawings_in_every_age_group() -> None:
+    """A group's threshold depends on how many reference drawings it has (issue 13)."""
+    counts = {name: m.reference_scores.size for name, m in load_packaged_bundle().models.items()}
+    assert set(counts.values()) == {120}, counts
