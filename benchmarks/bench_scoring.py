@@ -203,7 +203,7 @@ def run(options: BenchOptions) -> BenchReport:
     # what a model trained on our reference set, less that family, would do.
     reference = scoring_quality.reference_set(
         work / "reference",
-        24 if tiny else PACKAGE_PER_GROUP,
+        40 if tiny else PACKAGE_PER_GROUP,
         HELD_OUT_SEED + 1,
         96 if tiny else PACKAGE_IMAGE_SIZE,
     )
