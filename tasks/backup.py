@@ -13,7 +13,6 @@ from typing import Any, NoReturn
 from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
-from tasks.backups.app_database import refuse_unless_sqlite
 from tasks.backups.checksums import CopyDigests, FileDigests
 from tasks.backups.content import check_snapshot, check_source_file
 from tasks.backups.objects import REASONS, BackupMetadata
@@ -26,6 +25,7 @@ from tasks.backups.snapshot import (
     read_database_facts,
     snapshot_database,
 )
+from tasks.backups.sqlite_only import refuse_unless_sqlite
 from tasks.backups.store import BackupStore
 from tasks.backups.upload import ObjectExists
 

@@ -15,7 +15,6 @@ from typing import Any
 from opsd.formatting import human_size, text_table
 from opsd.results import Status, TaskError, TaskResult, UsageError
 from opsd.runner import TaskContext
-from tasks.backups.app_database import refuse_unless_sqlite
 from tasks.backups.checks import check_download
 from tasks.backups.download import progress_on_terminal, sync_file
 from tasks.backups.journal_mode import ensure_rollback_journal
@@ -23,6 +22,7 @@ from tasks.backups.objects import BackupMetadata
 from tasks.backups.scratch_files import remove_quietly
 from tasks.backups.selection import parse_timestamp, select_backup
 from tasks.backups.service_control import EcsService, service_stopped
+from tasks.backups.sqlite_only import refuse_unless_sqlite
 from tasks.backups.store import BackupObject, BackupStore
 from tasks.backups.swap import place_verified_file, pre_restore_path
 from tasks.backups.target import RestoreTarget, resolve_target

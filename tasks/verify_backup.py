@@ -12,12 +12,12 @@ from typing import Any
 from opsd.metrics import Datum
 from opsd.results import Status, TaskError, TaskResult
 from opsd.runner import TaskContext
-from tasks.backups.app_database import refuse_unless_sqlite
 from tasks.backups.checks import check_download
 from tasks.backups.download import ScratchWriteError
 from tasks.backups.journal_mode import ensure_rollback_journal
 from tasks.backups.objects import BackupMetadata
 from tasks.backups.scratch_files import remove_quietly
+from tasks.backups.sqlite_only import refuse_unless_sqlite
 from tasks.backups.store import NAMED_LIKE, BackupObject, BackupStore, key_time
 from tasks.backups.trust import CheckedBackup, describe_suspects
 

@@ -1,9 +1,9 @@
 """The app database as the tasks see it: the SQLite file, or PostgreSQL when DATABASE_URL names
 a server (several app tasks behind the load balancer; docs/CAPACITY.md).
 
-`backup`, `restore` and `verify-backup` work on the SQLite file: on PostgreSQL they refuse, in one
-line naming what takes their place. `publish-metrics` reads either, read-only, with the same SQL
-(psycopg alone, the `postgres` extra: the tasks image has no SQLAlchemy).
+`publish-metrics` reads either, read-only, with the same SQL (psycopg alone, the `postgres`
+extra: the tasks image has no SQLAlchemy). `backup`, `restore` and `verify-backup` work on the
+SQLite file only (`sqlite_only`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import sqlite3
 from typing import Any, Protocol
 
 from opsd.database import DatabaseError, connect
-from opsd.results import UsageError
 from opsd.settings import Settings
 
 try:
@@ -24,22 +23,6 @@ except ImportError:  # the core install: SQLite only
 READ_ERRORS: tuple[type[Exception], ...] = (sqlite3.DatabaseError,) + (
     (psycopg.Error,) if psycopg is not None else ()
 )
-
-TAKES_THEIR_PLACE = {
-    "backup": "RDS automated backups (daily snapshots and transaction logs) take its place",
-    "restore": "RDS point-in-time restore to a new instance takes its place",
-    "verify-backup": "AWS Backup restore testing of the RDS instance takes its place",
-}
-
-
-def refuse_unless_sqlite(settings: Settings, task: str) -> None:
-    """UsageError (exit 2) when DATABASE_URL names something other than the SQLite file."""
-    if settings.database_is_sqlite:
-        return
-    raise UsageError(
-        f"{task} works on the SQLite file only and DATABASE_URL names "
-        f"{settings.database_name}: {TAKES_THEIR_PLACE[task]}"
-    )
 
 
 class ReadCursor(Protocol):

@@ -61,6 +61,15 @@ def test_the_tasks_read_postgresql_without_sqlalchemy() -> None:
     assert subprocess.run([sys.executable, "-c", probe], cwd=ROOT, check=False).returncode == 0
 
 
+def test_the_sqlite_only_tasks_never_load_psycopg() -> None:
+    """They only refuse a PostgreSQL URL; loading psycopg for that cost each run 0.13 CPU s."""
+    probe = (
+        "import sys, tasks.backup, tasks.restore, tasks.verify_backup; "
+        "sys.exit('psycopg' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", probe], cwd=ROOT, check=False).returncode == 0
+
+
 @pytest.mark.slow
 def test_publish_metrics_reads_analyses_and_size_from_postgresql(
     postgres_url: str, aws: AwsClients
