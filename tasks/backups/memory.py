@@ -20,8 +20,8 @@ def available_memory() -> int:
     cgroup (an ECS task's memory) has left; 0 where neither can be read. In either, the
     page cache counts as free, as the kernel would reclaim it: the copy just written and
     the database it was read from are cached, and counted as used they would make a
-    200 MB snapshot look too large for 512 MB (benchmarks/RESULTS.md, issue 15,
-    2026-12-04 afternoon)."""
+    200 MB snapshot look too large for 512 MB (benchmarks/RESULTS.md, the 12:09 run of
+    2026-12-04)."""
     meminfo = Path("/proc/meminfo")
     available = 0
     if meminfo.exists():
