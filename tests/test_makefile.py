@@ -11,18 +11,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_INSTALL = "'.[app,local]'"
-DEV_INSTALL = "'.[dev]'"
+RUN_INSTALL = "-c constraints.txt -e '.[app,local]'"
+DEV_INSTALL = "-c constraints.txt -e '.[dev]'"
+INPUTS = ("pyproject.toml", "constraints.txt")
 
 pytestmark = pytest.mark.skipif(not shutil.which("make"), reason="needs make")
 
 
-def plan(venv: Path, target: str) -> str:
+def plan(venv: Path, target: str, *variables: str) -> str:
     """The commands `make TARGET` would run, without running them."""
     # Under `make test` the variables of the outer make would turn on its directory lines.
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     return subprocess.run(
-        ["make", "--no-print-directory", "-n", target, f"VENV={venv}"],
+        ["make", "--no-print-directory", "-n", target, f"VENV={venv}", *variables],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -32,11 +33,11 @@ def plan(venv: Path, target: str) -> str:
 
 
 def a_venv(tmp_path: Path, *stamps: str) -> Path:
-    """A venv folder with a python and these stamps, newer than pyproject.toml."""
+    """A venv folder with a python and these stamps, newer than pyproject.toml and the lock."""
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").touch()
-    later = (ROOT / "pyproject.toml").stat().st_mtime + 100
+    later = max((ROOT / name).stat().st_mtime for name in INPUTS) + 100
     for stamp in stamps:
         (venv / stamp).touch()
         os.utime(venv / stamp, (later, later))
@@ -78,3 +79,15 @@ def test_a_changed_pyproject_makes_run_install_again_only_what_it_needs(tmp_path
     assert RUN_INSTALL in commands
     assert DEV_INSTALL not in commands
     assert DEV_INSTALL in plan(venv, "test")
+
+
+def test_a_new_lock_installs_the_pinned_versions_again(tmp_path: Path) -> None:
+    venv = a_venv(tmp_path, ".installed-run", ".installed-dev")
+    between = (ROOT / "pyproject.toml").stat().st_mtime + 1
+    for stamp in (".installed-run", ".installed-dev"):
+        os.utime(venv / stamp, (between, between))
+    lock = tmp_path / "constraints.txt"
+    shutil.copy(ROOT / "constraints.txt", lock)
+    os.utime(lock, (between + 10, between + 10))
+    commands = plan(venv, "test", f"LOCK={lock}")
+    assert f"-c {lock} -e '.[dev]'" in commands

@@ -10,6 +10,10 @@ APP = (REPO / "Dockerfile.prod").read_text()
 TASKS = (REPO / "Dockerfile.tasks").read_text()
 
 
+# Every install takes its versions from the lock the tests ran with (tests/test_constraints.py).
+PINNED_INSTALL = r"pip install --constraint constraints.txt (\S+)"
+
+
 def final_stage(dockerfile: str) -> str:
     return dockerfile.rsplit("\nFROM ", 1)[1]
 
@@ -22,14 +26,14 @@ def test_both_images_run_as_the_uid_the_efs_access_point_enforces() -> None:
 
 
 def test_tasks_image_installs_the_core_only_and_runs_python_m_tasks() -> None:
-    installs = re.findall(r"pip install (\S+)", TASKS)
+    installs = re.findall(PINNED_INSTALL, TASKS)
     # The core and psycopg (publish-metrics on PostgreSQL), never the app extra (no web stack).
     assert installs == ['".[postgres]"'], "the tasks image must not install the app extra"
     assert 'ENTRYPOINT ["python", "-m", "tasks"]' in final_stage(TASKS)
 
 
 def test_app_image_migrates_with_backup_then_serves_gunicorn_with_health_check() -> None:
-    assert re.findall(r"pip install (\S+)", APP) == ['".[app]"']
+    assert re.findall(PINNED_INSTALL, APP) == ['".[app]"']
     stage = final_stage(APP)
     assert "HEALTHCHECK" in stage and "/health" in stage
     command = stage.split("\nCMD ", 1)[1]
@@ -38,3 +42,16 @@ def test_app_image_migrates_with_backup_then_serves_gunicorn_with_health_check()
     assert "'app.main:create_app()'" in command
     port = Resolver().properties("AppTaskDefinition")["ContainerDefinitions"][0]["PortMappings"]
     assert f"0.0.0.0:{port[0]['ContainerPort']}" in command
+
+
+def test_the_build_context_holds_everything_the_images_copy() -> None:
+    """.dockerignore lets in only what it names: a file copied but not named breaks the build."""
+    let_in = {
+        line[1:].rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    for dockerfile in (APP, TASKS):
+        for sources in re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.MULTILINE):
+            for source in sources.split():
+                assert source in let_in, f"{source} is copied but .dockerignore keeps it out"
