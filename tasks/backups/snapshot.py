@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+import apsw
+
 from opsd.database import (
     DatabaseError,
     alembic_revision,
@@ -21,6 +23,7 @@ from opsd.database import (
     table_row_counts,
 )
 from opsd.results import TaskError
+from tasks.backups import prefetched_check
 from tasks.backups.memory import fits_in_memory
 from tasks.backups.scratch_files import remove_quietly, scratch_file
 
@@ -264,39 +267,45 @@ class BackgroundIntegrityCheck:
 
     A snapshot that fits in memory (`fits_in_memory`) is read through a memory map: a
     third of the CPU of a read per page (1 GB: 2.1 against 6.1 CPU s). A larger one is
-    read page by page: the check walks each index in key order, all over the file, and
-    a map's 8 MiB read-around on every fault holds in the task's 512 MB only while a
-    little more memory is free (3.7 GB read for a 1 GB snapshot), and reads the file
-    twenty times over once the upload's buffers take 80 MB of it (benchmarks/RESULTS.md,
-    issue 15, 2026-12-03 evening and night)."""
+    read through `prefetched_check`, which gathers each b-tree's pages in large reads
+    ahead of the check: a map's read-around over a file larger than memory reads it
+    twenty times over once the upload's buffers take 80 MB of the task's 512 MB, and a
+    read per page costs 8.5-9 CPU s for 1 GB there (benchmarks/RESULTS.md, issue 15)."""
 
     def __init__(self, path: Path, busy_timeout_ms: int = 30_000) -> None:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
-        self._conn: sqlite3.Connection | None = None
+        self._conn: sqlite3.Connection | apsw.Connection | None = None
         self._opened = threading.Event()
-        self._errors: list[str] = []
+        # Until the check has said otherwise: a thread that dies half-way passes nothing.
+        self._errors = ["the integrity check did not finish"]
         self._thread = threading.Thread(target=self._check, name="integrity-check", daemon=True)
         self._thread.start()
 
     def _check(self) -> None:
+        mapped = fits_in_memory(self._path.stat().st_size)
         try:
-            self._conn = connect(
-                self._path,
-                readonly=True,
-                busy_timeout_ms=self._busy_timeout_ms,
-                check_same_thread=False,
-            )
-        except DatabaseError as exc:
+            if mapped:
+                self._conn = connect(
+                    self._path,
+                    readonly=True,
+                    busy_timeout_ms=self._busy_timeout_ms,
+                    check_same_thread=False,
+                )
+            else:
+                self._conn = prefetched_check.open_for_check(self._path)
+        except (DatabaseError, apsw.Error, OSError) as exc:
             self._errors = [str(exc)]
             return
         finally:
             self._opened.set()
         try:
-            if fits_in_memory(self._path.stat().st_size):
+            if isinstance(self._conn, sqlite3.Connection):
                 map_into_memory(self._conn, self._path)
-            self._errors = quick_check_errors(self._conn)
-        except sqlite3.Error as exc:
+                self._errors = quick_check_errors(self._conn)
+            else:
+                self._errors = prefetched_check.quick_check_errors(self._conn)
+        except (sqlite3.Error, apsw.Error, OSError) as exc:
             self._errors = [str(exc)]
         finally:
             self._conn.close()
@@ -310,6 +319,6 @@ class BackgroundIntegrityCheck:
         """Stop a check still running (on failure or SIGTERM) and wait for the thread."""
         self._opened.wait()
         if self._thread.is_alive() and self._conn is not None:
-            with contextlib.suppress(sqlite3.ProgrammingError):
+            with contextlib.suppress(sqlite3.ProgrammingError, apsw.Error):
                 self._conn.interrupt()
         self._thread.join()

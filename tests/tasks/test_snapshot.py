@@ -245,19 +245,6 @@ def _mmap_size_seen_by(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     return seen
 
 
-def test_the_quick_check_of_a_snapshot_too_large_for_memory_reads_it_page_by_page(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Mapped, the check's walk of each index over a file larger than the task's memory
-    reads the file many times over once a little memory is taken (issue 15)."""
-    db = create_app_database(tmp_path / "app.db")
-    monkeypatch.setattr(memory_module, "available_memory", lambda: db.stat().st_size)
-    seen = _mmap_size_seen_by(monkeypatch, "quick_check_errors")
-    check = snapshot_module.BackgroundIntegrityCheck(db)
-    assert check.errors() == []
-    assert seen == [0]
-
-
 def test_the_quick_check_of_a_snapshot_that_fits_in_memory_reads_it_through_a_map(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
