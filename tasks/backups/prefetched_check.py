@@ -117,6 +117,7 @@ class _PrefetchingFile(apsw.VFSFile):
             while i < len(wanted) and (wanted[i] - 1) * size < end:
                 offset = (wanted[i] - 1) * size - start
                 if offset + size <= end - start:
+                    # A copy: a view would keep the whole 1 MiB read alive for one page.
                     self._leaves[wanted[i]] = self._scan[offset : offset + size]
                 i += 1
 
