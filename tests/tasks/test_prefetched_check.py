@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import shutil
+import threading
 from pathlib import Path
 
 import apsw
@@ -190,3 +191,26 @@ def test_a_file_system_without_o_direct_is_read_through_the_page_cache(
         assert prefetched_verdict(copy) == []
     finally:
         copy.unlink()
+
+
+def test_a_check_cancelled_half_way_stops_and_passes_nothing(
+    sound_database: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM or a failed upload cancels the check (tasks/backup.py): it stops at the next
+    page SQLite reads, and what it leaves is an error, never a pass."""
+    monkeypatch.setattr(memory_module, "available_memory", lambda: 0)
+    entered = threading.Event()
+    release = threading.Event()
+    gather = prefetched_check._PrefetchingFile._gather
+
+    def held_gather(self: prefetched_check._PrefetchingFile, chunk: int) -> None:
+        entered.set()
+        release.wait(10)
+        gather(self, chunk)
+
+    monkeypatch.setattr(prefetched_check._PrefetchingFile, "_gather", held_gather)
+    check = snapshot_module.BackgroundIntegrityCheck(sound_database)
+    assert entered.wait(10)
+    threading.Timer(0.2, release.set).start()
+    check.cancel()
+    assert check.errors() == ["interrupted"]
