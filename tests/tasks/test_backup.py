@@ -262,9 +262,19 @@ def test_file_that_is_not_sqlite_fails(make_ctx: Any, settings: Settings, s3: An
     assert bucket_keys(s3, settings.s3_bucket_backups) == []
 
 
+@pytest.mark.parametrize("memory", ["ample", "too-little"])
 def test_corrupted_database_uploads_nothing(
-    make_ctx: Any, app_db: Path, settings: Settings, s3: Any
+    make_ctx: Any,
+    app_db: Path,
+    settings: Settings,
+    s3: Any,
+    memory: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Checked through a map, or through the prefetching VFS when the snapshot is larger
+    than the memory at hand."""
+    if memory == "too-little":
+        monkeypatch.setattr(memory_module, "available_memory", lambda: 0)
     corrupt_middle_page(app_db)
     result = run_task(make_ctx("backup"))
     assert result.exit_code == 1
