@@ -2,15 +2,16 @@
 ahead in large sequential reads (issue 15).
 
 The check walks every b-tree in key order. The pages of an index on a random key lie all over
-the file, so read one at a time (a read() per page, 262,000 for 1 GB) the check costs 8.5-9
+the file, so read one at a time (a read() per page, 244,000 for 1 GB) the check costs 8.5-9
 CPU s of the task's 0.25 vCPU, most of it the kernel's, and through a memory map it reads
 the file twenty times over once the task's other memory is taken. Here SQLite reads through a
 VFS of ours (apsw): when the check enters a b-tree, the VFS reads the tree's interior pages,
 learns from them which leaves will follow and in what order, and gathers those leaves a
-chunk at a time (CHUNK_BYTES, past the page cache with O_DIRECT) in 1 MiB reads that skip
-what no leaf needs. SQLite still reads and checks every byte itself: what the VFS hands over
-is always the file's bytes at the offset asked for, only read earlier. A damaged interior
-page at worst makes the read-ahead useless, never the check wrong.
+chunk at a time (CHUNK_BYTES, or a quarter of the memory at hand if less; past the page cache
+with O_DIRECT) in 1 MiB reads that skip what no leaf needs. SQLite still reads and checks
+every byte itself: what the VFS hands over is always the file's bytes at the offset asked
+for, only read earlier. A damaged interior page at worst makes the read-ahead useless, never
+the check wrong.
 """
 
 from __future__ import annotations

@@ -283,9 +283,8 @@ class BackgroundIntegrityCheck:
         self._thread.start()
 
     def _check(self) -> None:
-        mapped = fits_in_memory(self._path.stat().st_size)
         try:
-            if mapped:
+            if fits_in_memory(self._path.stat().st_size):
                 self._conn = connect(
                     self._path,
                     readonly=True,
