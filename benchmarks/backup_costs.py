@@ -4,7 +4,7 @@ over the database's bytes, each measured alone in this process, printed as JSON.
 The candidates of issue 15: the SHA-256 the metadata needs, the part checksums S3 can
 verify (SHA-256, CRC32 by zlib), our one
 pass (SHA-256 and the part checksum over each chunk read once), and the database checks
-(`quick_check` as the backup runs it, `integrity_check` as the drill does, row counts
+(`quick_check` both ways the backup runs it, `integrity_check` as the drill does, row counts
 through the smallest index and by table scans as the backup counts them).
 """
 
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from opsd.database import connect, table_row_counts
+from tasks.backups import prefetched_check
 from tasks.backups.checksums import path_digests
 from tasks.backups.snapshot import map_into_memory, quick_check_errors, scanned_row_counts
 
@@ -61,6 +62,14 @@ def _database(step: Callable[[sqlite3.Connection], object], path: Path) -> Calla
     return run
 
 
+def _prefetched_quick_check(path: Path) -> None:
+    conn = prefetched_check.open_for_check(path)
+    try:
+        prefetched_check.quick_check_errors(conn)
+    finally:
+        conn.close()
+
+
 def steps(path: Path) -> dict[str, Callable[[], None]]:
     found: dict[str, Callable[[], None]] = {
         "read only (4 MiB chunks)": _over_chunks(path, lambda chunk: None),
@@ -68,7 +77,12 @@ def steps(path: Path) -> dict[str, Callable[[], None]]:
         "CRC32 (zlib)": _over_chunks(path, _crc(zlib.crc32)),
     }
     found["ours: one pass, SHA-256 + part checksums"] = lambda: path_digests(path, 8 << 20) and None
-    found["PRAGMA quick_check (as the backup runs it)"] = _database(quick_check_errors, path)
+    found["PRAGMA quick_check, mapped (as the backup checks a snapshot that fits in memory)"] = (
+        _database(lambda conn: (map_into_memory(conn, path), quick_check_errors(conn)), path)
+    )
+    found["PRAGMA quick_check, prefetching VFS (as the backup checks a larger one)"] = lambda: (
+        _prefetched_quick_check(path)
+    )
     found["PRAGMA integrity_check (the drill)"] = _database(
         lambda conn: conn.execute("PRAGMA integrity_check").fetchall(), path
     )
