@@ -5,7 +5,9 @@ with a few large reads instead of one per page."""
 from __future__ import annotations
 
 import errno
+import random
 import shutil
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -214,3 +216,40 @@ def test_a_check_cancelled_half_way_stops_and_passes_nothing(
     threading.Timer(0.2, release.set).start()
     check.cancel()
     assert check.errors() == ["interrupted"]
+
+
+def database_unlike_the_apps(path: Path, page_size: int) -> Path:
+    """Other page sizes, rows spilling onto overflow pages, a free list, a WITHOUT ROWID
+    table: what the app's schema does not have today but a database may."""
+    rng = random.Random(3)
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA page_size = {page_size}")
+    conn.execute("CREATE TABLE blobs (id INTEGER PRIMARY KEY, key TEXT, body BLOB)")
+    conn.execute("CREATE INDEX blobs_key ON blobs (key)")
+    conn.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID")
+    for _ in range(800):
+        conn.execute(
+            "INSERT INTO blobs (key, body) VALUES (?, ?)",
+            (rng.randbytes(8).hex(), rng.randbytes(rng.randint(10, 6000))),
+        )
+        conn.execute("INSERT INTO kv VALUES (?, ?)", (rng.randbytes(12).hex(), "x" * 200))
+    conn.execute("DELETE FROM blobs WHERE id % 7 = 0")
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("page_size", [512, 65536])
+def test_a_database_unlike_the_apps_gets_the_verdict_of_sqlites_own_reads(
+    tmp_path: Path, page_size: int
+) -> None:
+    db = database_unlike_the_apps(tmp_path / "other.db", page_size)
+    assert sqlite_own_verdict(db) == prefetched_verdict(db) == []
+    conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+    query = "SELECT pageno FROM dbstat WHERE name = 'kv' AND pagetype = 'leaf' LIMIT 1"
+    [(leaf,)] = list(conn.execute(query))
+    conn.close()
+    write_at(db, (leaf - 1) * page_size + page_size // 2, bytes(range(256)))
+    expected = sqlite_own_verdict(db)
+    assert expected
+    assert prefetched_verdict(db) == expected
