@@ -5,7 +5,8 @@ The candidates of issue 15: the SHA-256 the metadata needs, the part checksums S
 verify (SHA-256, CRC32 by zlib), our one
 pass (SHA-256 and the part checksum over each chunk read once), and the database checks
 (`quick_check` both ways the backup runs it, `integrity_check` as the drill does, row counts
-through the smallest index and by table scans as the backup counts them).
+through the smallest index, by table scans where the backup falls back to SQL, and from
+the page census its one pass takes).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from opsd.database import connect, table_row_counts
+from opsd.database import connect, table_root_pages, table_row_counts
 from tasks.backups import prefetched_check
 from tasks.backups.checksums import path_digests
+from tasks.backups.row_census import RowCensus
 from tasks.backups.snapshot import map_into_memory, quick_check_errors, scanned_row_counts
 
 _CHUNK = 4 << 20
@@ -70,13 +72,32 @@ def _prefetched_quick_check(path: Path) -> None:
         conn.close()
 
 
+def _census_row_counts(path: Path) -> None:
+    census, read = RowCensus(), [0]
+
+    def feed(chunk: memoryview) -> None:
+        census.feed(read[0], chunk)
+        read[0] += len(chunk)
+
+    _over_chunks(path, feed)()
+    conn = connect(path, readonly=True)
+    try:
+        roots = table_root_pages(conn)
+    finally:
+        conn.close()
+    if census.row_counts(roots) is None:
+        raise RuntimeError(f"{path}: the page census could not count the rows")
+
+
 def steps(path: Path) -> dict[str, Callable[[], None]]:
     found: dict[str, Callable[[], None]] = {
         "read only (4 MiB chunks)": _over_chunks(path, lambda chunk: None),
         "SHA-256": _over_chunks(path, hashlib.sha256().update),
         "CRC32 (zlib)": _over_chunks(path, _crc(zlib.crc32)),
     }
-    found["ours: one pass, SHA-256 + part checksums"] = lambda: path_digests(path, 8 << 20) and None
+    found["ours: one pass, SHA-256 + part checksums + page census"] = lambda: (
+        path_digests(path, 8 << 20) and None
+    )
     found["PRAGMA quick_check, mapped (as the backup checks a snapshot that fits in memory)"] = (
         _database(lambda conn: (map_into_memory(conn, path), quick_check_errors(conn)), path)
     )
@@ -87,8 +108,11 @@ def steps(path: Path) -> dict[str, Callable[[], None]]:
         lambda conn: conn.execute("PRAGMA integrity_check").fetchall(), path
     )
     found["row counts by the smallest index"] = _database(table_row_counts, path)
-    found["row counts by table scans, mapped (as the backup runs them)"] = _database(
+    found["row counts by table scans, mapped (the backup's fallback)"] = _database(
         lambda conn: (map_into_memory(conn, path), scanned_row_counts(conn)), path
+    )
+    found["row counts from the page census, read included (as the backup takes them)"] = lambda: (
+        _census_row_counts(path)
     )
     return found
 

@@ -85,19 +85,24 @@ def integrity_errors(
     return [] if messages == ["ok"] else messages
 
 
+def table_root_pages(conn: sqlite3.Connection) -> dict[str, int]:
+    """The root page of each table, by name (0 for a virtual table)."""
+    return {
+        name: root
+        for name, root in conn.execute(
+            "SELECT name, rootpage FROM sqlite_master "
+            "WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+    }
+
+
 def table_row_counts(conn: sqlite3.Connection, scan: bool = False) -> dict[str, int]:
     """Rows of each table; `scan`: counted by a scan of the table's own b-tree (NOT INDEXED),
     not through its smallest index, which is what SQLite picks otherwise."""
-    names = [
-        row[0]
-        for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "ORDER BY name"
-        )
-    ]
     hint = " NOT INDEXED" if scan else ""
     return {
-        name: conn.execute(f'SELECT count(*) FROM "{name}"{hint}').fetchone()[0] for name in names
+        name: conn.execute(f'SELECT count(*) FROM "{name}"{hint}').fetchone()[0]
+        for name in table_root_pages(conn)
     }
 
 

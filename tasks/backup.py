@@ -82,7 +82,11 @@ def run(ctx: TaskContext, args: argparse.Namespace) -> TaskResult:
         digests = hashing.result(copy)
         ctx.log.info("snapshot taken", bytes=digests.size, sha256=digests.sha256, **where)
         facts = read_database_facts(
-            copy, settings.sqlite_busy_timeout_ms, check_integrity=False, mapped=True
+            copy,
+            settings.sqlite_busy_timeout_ms,
+            check_integrity=False,
+            mapped=True,
+            census=hashing.census,
         )
         if facts.integrity_errors:
             _refuse(settings.database_path, facts.integrity_errors)

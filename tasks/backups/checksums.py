@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from tasks.backups.memory import fits_in_memory
+from tasks.backups.row_census import RowCensus
 
 READ_CHUNK = 4 << 20
 # O_DIRECT wants the buffer, the offset and the length aligned to the device's blocks.
@@ -76,9 +77,11 @@ def _already_written(end: int) -> None:
 class DigestPass:
     """The one pass of `file_digests`, a chunk at a time, so that it can change threads (and
     descriptors, `fd`) on the way (CopyDigests): SHA-256 of the first `size` bytes of an
-    open file and the part checksum of each `part_size` slice; an empty file is one part."""
+    open file and the part checksum of each `part_size` slice; an empty file is one part.
+    An SQLite file's pages are counted on the way too (`census`)."""
 
     def __init__(self, fd: int, size: int, part_size: int) -> None:
+        self.census = RowCensus()
         # The descriptor the next step reads, and whether it bypasses the page cache
         # (O_DIRECT, whose reads need an aligned buffer: see `read_uncached`).
         self.fd = fd
@@ -113,6 +116,7 @@ class DigestPass:
             chunk = self._buffer[:count]
             self._whole.update(chunk)
             self._crc = zlib.crc32(chunk, self._crc)
+            self.census.feed(self._offset, chunk)
             self._offset += count
         if self._offset >= part_end:
             self._end_part()
@@ -255,6 +259,12 @@ class CopyDigests:
                 except OSError as exc:
                     raise OSError(f"hashing {path} failed: {exc}") from exc
         return self._pass.digests()
+
+    @property
+    def census(self) -> RowCensus | None:
+        """The rows of the copy's tables, counted as it was hashed (after `result`); None
+        if the copy was not followed."""
+        return self._pass.census if self._pass is not None else None
 
     def _hash(self, fd: int) -> None:
         assert self._pass is not None

@@ -27,14 +27,13 @@ from pathlib import Path
 import apsw
 
 from tasks.backups import memory
+from tasks.backups.btree_pages import HEADER_BYTES, children, page_size
 
 VFS_NAME = "backup-prefetch"
 CHUNK_BYTES = 64 << 20
 _SCAN_BYTES = 1 << 20
 _SMALL_BYTES = 64 << 10
 _SMALL_CACHE_BYTES = 4 << 20
-_INTERIOR_PAGE_TYPES = (0x02, 0x05)  # index and table interior pages
-_HEADER_BYTES = 100  # page 1 starts with the database header
 
 
 class _PrefetchingFile(apsw.VFSFile):
@@ -49,7 +48,7 @@ class _PrefetchingFile(apsw.VFSFile):
         self._small: OrderedDict[int, bytes] = OrderedDict()
         self.large_reads = 0
         self.small_reads = 0
-        self._page_size = _page_size(self._read_small(0, _HEADER_BYTES))
+        self._page_size = page_size(self._read_small(0, HEADER_BYTES))
         self._page_count = os.fstat(self._fd).st_size // (self._page_size or 1)
         self._chunk_pages = max(1, chunk_bytes // (self._page_size or 1))
         self._interiors: dict[int, bytes] = {}
@@ -68,7 +67,7 @@ class _PrefetchingFile(apsw.VFSFile):
             page = self._leaves.get(number)
         if page is None:
             page = self._read_small(offset, amount)
-            if _children(number, page, self._page_count) is not None:
+            if children(number, page, self._page_count) is not None:
                 self._enter_tree(number, page)
         return page
 
@@ -86,18 +85,18 @@ class _PrefetchingFile(apsw.VFSFile):
         self._interiors = {root: page}
         self._leaves = {}
         seen = {root}
-        level = _children(root, page, self._page_count) or []
+        level = children(root, page, self._page_count) or []
         while level:
             level = [number for number in level if number not in seen]
             seen.update(level)
-            if not level or _children(level[0], self._page(level[0]), self._page_count) is None:
+            if not level or children(level[0], self._page(level[0]), self._page_count) is None:
                 break  # the leaves (a sound b-tree has all its leaves at one depth)
             pages = {number: self._page(number) for number in sorted(level)}
             self._interiors.update(pages)
             level = [
                 child
                 for number in level
-                for child in _children(number, pages[number], self._page_count) or []
+                for child in children(number, pages[number], self._page_count) or []
             ]
         step = self._chunk_pages
         self._chunks = [level[i : i + step] for i in range(0, len(level), step)]
@@ -200,28 +199,3 @@ def _open_direct(path: str) -> int:
     with contextlib.suppress(OSError, AttributeError):
         return os.open(path, os.O_RDONLY | os.O_DIRECT)
     return os.open(path, os.O_RDONLY)  # no O_DIRECT here (tmpfs): through the page cache
-
-
-def _page_size(header: bytes) -> int:
-    """The page size the database header gives; 0 when it gives none (then no read-ahead)."""
-    if len(header) < _HEADER_BYTES or not header.startswith(b"SQLite format 3\x00"):
-        return 0
-    size = int.from_bytes(header[16:18], "big")
-    size = 65536 if size == 1 else size
-    return size if size >= 512 and size & (size - 1) == 0 else 0
-
-
-def _children(number: int, page: bytes, page_count: int) -> list[int] | None:
-    """The child page numbers of an interior b-tree page in key order (those that can be
-    pages of the file); None for any other page."""
-    header = _HEADER_BYTES if number == 1 else 0
-    if len(page) < header + 12 or page[header] not in _INTERIOR_PAGE_TYPES:
-        return None
-    cells = min(int.from_bytes(page[header + 3 : header + 5], "big"), (len(page) - header) // 2)
-    pointers = page[header + 12 : header + 12 + 2 * cells]
-    children = [
-        int.from_bytes(page[at : at + 4], "big")
-        for at in (int.from_bytes(pointers[i : i + 2], "big") for i in range(0, len(pointers), 2))
-    ]
-    children.append(int.from_bytes(page[header + 8 : header + 12], "big"))
-    return [child for child in children if 1 <= child <= page_count]

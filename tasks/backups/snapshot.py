@@ -20,11 +20,13 @@ from opsd.database import (
     connect,
     in_rollback_journal_mode,
     integrity_errors,
+    table_root_pages,
     table_row_counts,
 )
 from opsd.results import TaskError
 from tasks.backups import prefetched_check
 from tasks.backups.memory import fits_in_memory
+from tasks.backups.row_census import RowCensus
 from tasks.backups.scratch_files import remove_quietly, scratch_file
 
 
@@ -203,10 +205,13 @@ def read_database_facts(
     *,
     check_integrity: bool = True,
     mapped: bool = False,
+    census: RowCensus | None = None,
 ) -> DatabaseFacts:
     """Integrity check (unless told not to), page layout, schema version and row counts;
-    `mapped`: SQLite reads the file through a memory map (see `map_into_memory`), and
-    counts each table's rows by a scan of the table itself (scanned_row_counts)."""
+    the counts taken from `census` where it has them (a pass over the file that read every
+    page already), else by SQL; `mapped`: SQLite reads the file through a memory map (see
+    `map_into_memory`), and counts each table's rows by a scan of the table itself
+    (scanned_row_counts)."""
     try:
         conn = connect(path, readonly=True, busy_timeout_ms=busy_timeout_ms)
     except DatabaseError as exc:
@@ -223,12 +228,19 @@ def read_database_facts(
             sqlite_version=sqlite3.sqlite_version,
             user_version=conn.execute("PRAGMA user_version").fetchone()[0],
             alembic_revision=alembic_revision(conn),
-            row_counts=scanned_row_counts(conn) if mapped else table_row_counts(conn),
+            row_counts=_row_counts(conn, census, mapped),
         )
     except sqlite3.DatabaseError as exc:
         return DatabaseFacts(0, 0, sqlite3.sqlite_version, 0, None, {}, (str(exc),))
     finally:
         conn.close()
+
+
+def _row_counts(conn: sqlite3.Connection, census: RowCensus | None, mapped: bool) -> dict[str, int]:
+    counted = census.row_counts(table_root_pages(conn)) if census is not None else None
+    if counted is not None:
+        return counted
+    return scanned_row_counts(conn) if mapped else table_row_counts(conn)
 
 
 def map_into_memory(conn: sqlite3.Connection, path: Path) -> None:

@@ -21,6 +21,7 @@ from botocore.exceptions import EndpointConnectionError
 import tasks.backups.memory as memory_module
 import tasks.backups.snapshot as snapshot_module
 from opsd.clock import utcnow
+from opsd.database import table_row_counts
 from opsd.results import Status, TaskError
 from opsd.settings import Settings
 from tasks import backup as backup_task
@@ -423,6 +424,25 @@ def test_the_quick_check_starts_only_once_the_facts_are_read(
     monkeypatch.setattr(backup_task, "read_database_facts", facts)
     assert run_task(make_ctx("backup")).status is Status.OK
     assert events == ["facts read", "check started"]
+
+
+def test_the_row_counts_come_from_the_pass_that_hashed_the_snapshot(
+    make_ctx: Any, app_db: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No further pass over the snapshot to count its rows: 0.55 CPU s for 1 GB in the
+    task's limits (issue 15)."""
+
+    def counted_by_sql(*args: Any, **kwargs: Any) -> dict[str, int]:
+        raise AssertionError("rows counted by SQL")
+
+    monkeypatch.setattr(snapshot_module, "table_row_counts", counted_by_sql)
+    monkeypatch.setattr(snapshot_module, "scanned_row_counts", counted_by_sql)
+    result = run_task(make_ctx("backup"))
+    assert result.status is Status.OK, result.message
+    s3 = make_ctx("backup").clients("s3")
+    head = s3.head_object(Bucket=settings.s3_bucket_backups, Key=result.details["key"])
+    with closing(sqlite3.connect(app_db)) as conn:
+        assert json.loads(head["Metadata"]["row-counts"]) == table_row_counts(conn)
 
 
 def test_verification_after_upload_reports_every_difference() -> None:
