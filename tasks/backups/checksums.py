@@ -30,7 +30,7 @@ from tasks.backups.row_census import RowCensus
 
 READ_CHUNK = 4 << 20
 # O_DIRECT wants the buffer, the offset and the length aligned to the device's blocks.
-_DIRECT_ALIGNMENT = 4096
+DIRECT_ALIGNMENT = 4096
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ class DigestPass:
     def reading(self, path: Path) -> Iterator[None]:
         """The steps in this block read `path` (the file hashed), past the page cache where
         that pays and the file system and the part size allow it (see `uncached_fd`)."""
-        fd = uncached_fd(path) if self._part_size % _DIRECT_ALIGNMENT == 0 else None
+        fd = uncached_fd(path) if self._part_size % DIRECT_ALIGNMENT == 0 else None
         if fd is None:
             with path.open("rb", buffering=0) as handle:
                 self.fd = handle.fileno()
@@ -173,13 +173,13 @@ def uncached_fd(path: Path) -> int | None:
 
 def aligned_buffer(size: int) -> mmap.mmap:
     """A page-aligned buffer of at least `size` bytes, as O_DIRECT reads need."""
-    return mmap.mmap(-1, max(-(-size // _DIRECT_ALIGNMENT) * _DIRECT_ALIGNMENT, 1))
+    return mmap.mmap(-1, max(-(-size // DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT, 1))
 
 
 def _pread_direct(fd: int, buffer: memoryview, wanted: int, offset: int) -> int:
     """Read `wanted` bytes at `offset` through O_DIRECT: the length read is rounded up to
     the alignment (a file's last block reads short), the bytes past `wanted` ignored."""
-    length = min(-(-wanted // _DIRECT_ALIGNMENT) * _DIRECT_ALIGNMENT, len(buffer))
+    length = min(-(-wanted // DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT, len(buffer))
     return min(os.preadv(fd, [buffer[:length]], offset), wanted)
 
 
@@ -245,12 +245,15 @@ class CopyDigests:
 
     def result(self, path: Path) -> FileDigests:
         """The digests of the copy `path`; hashed now if the copy was not followed (a WAL
-        database is copied page by page by SQLite's backup API)."""
+        database is copied page by page by SQLite's backup API, a large one past the page
+        cache)."""
         if self._thread is None or self._pass is None:
-            return path_digests(path, self._wanted_part_size)
-        self._thread.join()
-        if self._error is not None:
-            raise OSError(f"hashing {path} failed: {self._error}") from self._error
+            size = path.stat().st_size
+            self._pass = DigestPass(-1, size, part_size_for(size, self._wanted_part_size))
+        else:
+            self._thread.join()
+            if self._error is not None:
+                raise OSError(f"hashing {path} failed: {self._error}") from self._error
         if not self._pass.done:
             with self._pass.reading(path):
                 try:

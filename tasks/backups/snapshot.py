@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import sqlite3
 import threading
@@ -25,6 +26,7 @@ from opsd.database import (
 )
 from opsd.results import TaskError
 from tasks.backups import prefetched_check
+from tasks.backups.checksums import DIRECT_ALIGNMENT, aligned_buffer
 from tasks.backups.memory import fits_in_memory
 from tasks.backups.row_census import RowCensus
 from tasks.backups.scratch_files import remove_quietly, scratch_file
@@ -95,7 +97,8 @@ def snapshot_database(
     read transaction holds SQLite's SHARED lock: no writer can commit until the copy is
     done, and it takes a fraction of the time SQLite's backup API needs (the file is read
     into the page cache first, outside the lock), so writers wait that much less. The copy
-    is hashed (by `observer`, while it is written) and checked by the caller. A database in
+    is hashed (by `observer`, while it is written) and checked by the caller; one larger
+    than the memory at hand is copied past the page cache instead, and hashed after. A database in
     WAL mode, whose committed pages may still be in the -wal file, is copied with the
     backup API. The caller removes the file.
     """
@@ -156,6 +159,8 @@ def _warm_page_cache(source_fd: int) -> None:
 
 
 def _copy_bytes(source_fd: int, target: Path, size: int, observer: CopyObserver) -> None:
+    if not fits_in_memory(size) and _copy_uncached(source_fd, target, size):
+        return  # not followed: hashed once the lock is released (CopyDigests.result)
     # Not "wb": on ext4, closing a file that was truncated to zero bytes writes it all out
     # to disk, 0.3 s per GB that writers would wait for; the scratch file is new and empty.
     with target.open("r+b") as out:
@@ -166,6 +171,52 @@ def _copy_bytes(source_fd: int, target: Path, size: int, observer: CopyObserver)
             observer.copy_ended()
     if copied < size:
         raise OSError(errno.EIO, f"database file ended after {copied} of {size} bytes")
+
+
+def _copy_uncached(source_fd: int, target: Path, size: int) -> bool:
+    """Copy a file larger than the memory at hand past the page cache both ways (O_DIRECT):
+    through the cache every page read or written first evicts another, and the hashing
+    that follows a copy through the cache shares the task's 0.25 vCPU with it, so writers
+    waited 4-5 s for 1 GB against 1 s this way (benchmarks/RESULTS.md, issue 15). False,
+    with nothing copied, where the size or the file systems refuse O_DIRECT."""
+    if not hasattr(os, "O_DIRECT") or size % DIRECT_ALIGNMENT:
+        return False
+    # The source's own descriptor: closing another one would drop SQLite's read lock.
+    flags = fcntl.fcntl(source_fd, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(source_fd, fcntl.F_SETFL, flags | os.O_DIRECT)
+        with contextlib.closing(aligned_buffer(_COPY_CHUNK)) as buffer:
+            out = os.open(target, os.O_WRONLY | os.O_DIRECT)
+            try:
+                copied = _copy_blocks(source_fd, out, memoryview(buffer), size)
+            finally:
+                os.close(out)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        return False  # the copy through the cache starts again from the first byte
+    finally:
+        fcntl.fcntl(source_fd, fcntl.F_SETFL, flags)
+    if copied < size:
+        raise OSError(errno.EIO, f"database file ended after {copied} of {size} bytes")
+    return True
+
+
+def _copy_blocks(source_fd: int, out: int, buffer: memoryview, size: int) -> int:
+    copied = 0
+    try:
+        while copied < size:
+            wanted = min(len(buffer), size - copied)
+            count = os.preadv(source_fd, [buffer[:wanted]], copied)
+            if count < wanted:
+                return copied + count  # where the file ends; the caller fails the copy
+            written = 0
+            while written < count:
+                written += os.pwritev(out, [buffer[written:count]], copied + written)
+            copied += count
+    finally:
+        buffer.release()
+    return copied
 
 
 def _copy_into(out: BinaryIO, source_fd: int, size: int, progress: Callable[[int], None]) -> int:

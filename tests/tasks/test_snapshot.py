@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import sqlite3
 from pathlib import Path
@@ -157,10 +158,7 @@ def test_the_file_is_read_into_the_page_cache_before_writers_are_locked_out(
         remove_quietly(copy)
 
 
-def test_a_file_too_large_for_the_memory_at_hand_is_not_read_twice(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    database = create_app_database(tmp_path / "app.db")
+def _sendfile_targets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     real_sendfile = os.sendfile
     targets: list[str] = []
 
@@ -169,13 +167,90 @@ def test_a_file_too_large_for_the_memory_at_hand_is_not_read_twice(
         return real_sendfile(out_fd, in_fd, offset, count)
 
     monkeypatch.setattr(os, "sendfile", sendfile)
+    return targets
+
+
+def _direct_opens(monkeypatch: pytest.MonkeyPatch, refuse: bool = False) -> list[str]:
+    """What was opened or switched to O_DIRECT; with `refuse`, O_DIRECT fails as on tmpfs."""
+    real_open, real_fcntl = os.open, fcntl.fcntl
+    seen: list[str] = []
+
+    def record(path: str, flags: int, *args: object, **kwargs: object) -> object:
+        if flags & os.O_DIRECT:
+            seen.append(Path(path).name)
+            if refuse:
+                raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    def switch(fd: int, command: int, arg: int = 0) -> int:
+        if command == fcntl.F_SETFL and arg & os.O_DIRECT:
+            seen.append(Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+            if refuse:
+                raise OSError(errno.EINVAL, "Invalid argument")
+        return real_fcntl(fd, command, arg)
+
+    monkeypatch.setattr(os, "open", record)
+    monkeypatch.setattr(fcntl, "fcntl", switch)
+    return seen
+
+
+def test_a_file_too_large_for_the_memory_at_hand_is_copied_past_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither read into the cache first nor copied through it: each page would evict another
+    (issue 15). The copy is not followed by the hashing, which would share the task's CPU
+    with it while writers wait."""
+    database = create_app_database(tmp_path / "app.db")
+    before = _rows(database)
     monkeypatch.setattr(memory_module, "available_memory", lambda: database.stat().st_size)
+    monkeypatch.setattr(snapshot_module, "_COPY_CHUNK", 64 << 10)
+    targets = _sendfile_targets(monkeypatch)
+    direct = _direct_opens(monkeypatch)
+    progress = _Progress()
+    copy = snapshot_database(database, tmp_path / "scratch", 1000, progress)
+    try:
+        assert targets == [] and progress.events == []
+        assert direct == ["app.db", copy.name]
+        assert copy.read_bytes() == database.read_bytes()
+        with open(database, "rb") as handle:  # the source's descriptor got its flags back
+            assert not fcntl.fcntl(handle.fileno(), fcntl.F_GETFL) & os.O_DIRECT
+        _insert(database, busy_timeout_s=0)  # and the read lock ended with the copy
+        assert _rows(database) == before + 1
+    finally:
+        remove_quietly(copy)
+
+
+@pytest.mark.parametrize("why", ["no O_DIRECT", "an unaligned size"])
+def test_a_large_file_is_copied_through_the_cache_where_o_direct_cannot_be_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, why: str
+) -> None:
+    database = create_app_database(tmp_path / "app.db")
+    if why == "an unaligned size":
+        with sqlite3.connect(tmp_path / "small-pages.db") as conn:
+            conn.execute("PRAGMA page_size = 512")
+            conn.execute("CREATE TABLE t (v TEXT)")
+            conn.executemany("INSERT INTO t VALUES (?)", [("x" * 100,)] * 25)
+        conn.close()
+        database = tmp_path / "small-pages.db"
+        assert database.stat().st_size % 4096
+    monkeypatch.setattr(memory_module, "available_memory", lambda: database.stat().st_size)
+    targets = _sendfile_targets(monkeypatch)
+    _direct_opens(monkeypatch, refuse=why == "no O_DIRECT")
     copy = snapshot_database(database, tmp_path / "scratch", 1000)
     try:
         assert os.devnull not in targets and targets
         assert copy.read_bytes() == database.read_bytes()
     finally:
         remove_quietly(copy)
+
+
+def test_an_uncached_copy_of_a_file_shorter_than_said_fails(tmp_path: Path) -> None:
+    source = tmp_path / "short.db"
+    source.write_bytes(os.urandom(3 * 4096))
+    target = tmp_path / "copy.db"
+    target.touch()
+    with open(source, "rb") as handle, pytest.raises(OSError, match="after 12288 of 16384 bytes"):
+        snapshot_module._copy_uncached(handle.fileno(), target, 4 * 4096)
 
 
 def test_wal_database_is_copied_with_its_committed_wal_pages(tmp_path: Path) -> None:
