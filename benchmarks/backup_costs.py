@@ -2,7 +2,7 @@
 over the database's bytes, each measured alone in this process, printed as JSON.
 
 The candidates of issue 15: the SHA-256 the metadata needs, the part checksums S3 can
-verify (SHA-256, CRC32 by zlib), our one
+verify (SHA-256, CRC32 by zlib, CRC32C by the crc32c package), our one
 pass (SHA-256 and the part checksum over each chunk read once), and the database checks
 (`quick_check` both ways the backup runs it, `integrity_check` as the drill does, row counts
 through the smallest index, by table scans where the backup falls back to SQL, and from
@@ -19,6 +19,8 @@ import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+
+from crc32c import crc32c
 
 from opsd.database import connect, table_root_pages, table_row_counts
 from tasks.backups import prefetched_check
@@ -94,6 +96,7 @@ def steps(path: Path) -> dict[str, Callable[[], None]]:
         "read only (4 MiB chunks)": _over_chunks(path, lambda chunk: None),
         "SHA-256": _over_chunks(path, hashlib.sha256().update),
         "CRC32 (zlib)": _over_chunks(path, _crc(zlib.crc32)),
+        "CRC32C (crc32c, as the backup's parts carry it)": _over_chunks(path, _crc(crc32c)),
     }
     found["ours: one pass, SHA-256 + part checksums + page census"] = lambda: (
         path_digests(path, 8 << 20) and None

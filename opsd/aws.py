@@ -48,7 +48,7 @@ def make_client(
         retries=RETRIES,
         connect_timeout=10,
         read_timeout=60,
-        # Every body sent to S3 carries a checksum S3 verifies (the backup's CRC32 per
+        # Every body sent to S3 carries a checksum S3 verifies (the backup's CRC32C per
         # part, botocore's own otherwise): hashing it again for the signature, which
         # botocore does when the checksum is the caller's, would only cost CPU.
         s3={"payload_signing_enabled": False} if service == "s3" else None,

@@ -8,7 +8,6 @@ import json
 import os
 import sqlite3
 import threading
-import zlib
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import timedelta
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
+from crc32c import crc32c
 
 import tasks.backups.memory as memory_module
 import tasks.backups.snapshot as snapshot_module
@@ -104,11 +104,11 @@ def _sent_checksums(s3: Any) -> dict[str, list[dict[str, str]]]:
     return sent
 
 
-def _crc32(data: bytes) -> str:
-    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+def _crc32c(data: bytes) -> str:
+    return base64.b64encode(crc32c(data).to_bytes(4, "big")).decode()
 
 
-def test_every_part_and_the_object_carry_the_crc32_of_the_snapshots_bytes(
+def test_every_part_and_the_object_carry_the_crc32c_of_the_snapshots_bytes(
     make_ctx: Any, app_db: Path, settings: Settings
 ) -> None:
     add_bulk(app_db, 12)
@@ -122,12 +122,12 @@ def test_every_part_and_the_object_carry_the_crc32_of_the_snapshots_bytes(
     key = result.details["key"]
     data = s3.get_object(Bucket=settings.s3_bucket_backups, Key=key)["Body"].read()
     part = 5 << 20
-    expected = [_crc32(data[i : i + part]) for i in range(0, len(data), part)]
-    assert sorted(h["x-amz-checksum-crc32"] for h in sent["UploadPart"]) == sorted(expected)
+    expected = [_crc32c(data[i : i + part]) for i in range(0, len(data), part)]
+    assert sorted(h["x-amz-checksum-crc32c"] for h in sent["UploadPart"]) == sorted(expected)
     assert sent["CompleteMultipartUpload"] == [{"x-amz-checksum-type": "COMPOSITE"}]
-    composite = _crc32(b"".join(base64.b64decode(crc) for crc in expected))
+    composite = _crc32c(b"".join(base64.b64decode(crc) for crc in expected))
     # S3 writes a composite as 'digest-N'; moto leaves out the '-N'.
-    assert result.details["checksum_crc32"].removesuffix("-4") == composite
+    assert result.details["checksum_crc32c"].removesuffix("-4") == composite
     head = s3.head_object(Bucket=settings.s3_bucket_backups, Key=key)
     assert head["Metadata"]["sha256"] == hashlib.sha256(data).hexdigest()
 
@@ -167,10 +167,10 @@ def test_a_part_corrupted_in_transit_is_refused_by_its_checksum_and_nothing_is_s
         if not isinstance(body, bytes):
             body = body.read()
             request.body.seek(0)
-        claimed = request.headers["x-amz-checksum-crc32"]
-        if (claimed.decode() if isinstance(claimed, bytes) else claimed) != _crc32(body):
+        claimed = request.headers["x-amz-checksum-crc32c"]
+        if (claimed.decode() if isinstance(claimed, bytes) else claimed) != _crc32c(body):
             refused.append(len(body))
-            return error_response(400, "BadDigest", "The CRC32 you specified did not match")
+            return error_response(400, "BadDigest", "The CRC32C you specified did not match")
         return None
 
     s3.meta.events.register_first("before-send.s3.UploadPart", verify_like_s3)
@@ -461,7 +461,7 @@ def test_verification_after_upload_reports_every_difference() -> None:
             return {
                 "ContentLength": 4096,
                 "Metadata": {"sha256": "cd" * 32},
-                "ChecksumCRC32": "AAAAAA==-1",
+                "ChecksumCRC32C": "AAAAAA==-1",
                 "ServerSideEncryption": "aws:kms",
             }
 
@@ -470,7 +470,7 @@ def test_verification_after_upload_reports_every_difference() -> None:
     message = str(caught.value)
     assert message.startswith("verify backup-x.db: size 4096 != 8192; sha256 metadata differs")
     assert (
-        "S3 checksum AAAAAA==-1 != vyBKvw==-1" in message
+        "S3 checksum AAAAAA==-1 != nK0vLA==-1" in message
         and "encryption aws:kms != AES256" in message
     )
 

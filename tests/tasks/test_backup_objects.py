@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from crc32c import crc32c
 
 from opsd.results import TaskError, UsageError
 from tasks.backups.checksums import file_digests, part_size_for
@@ -66,7 +66,7 @@ def test_digests_cover_the_whole_file_and_each_part(tmp_path: Path, size: int, p
     assert digests.sha256 == hashlib.sha256(data).hexdigest()
     assert digests.size == size
     assert digests.part_count == parts
-    expected = [zlib.crc32(data[i : i + part]) for i in range(0, size or 1, part)]
+    expected = [crc32c(data[i : i + part]) for i in range(0, size or 1, part)]
     assert list(digests.part_crcs) == expected
     assert digests.part_checksum(0) == base64.b64encode(expected[0].to_bytes(4, "big")).decode()
     assert digests.object_checksum().endswith(f"-{parts}")

@@ -6,10 +6,10 @@ import hashlib
 import os
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import pytest
+from crc32c import crc32c
 
 import tasks.backups.checksums as checksums
 import tasks.backups.memory as memory_module
@@ -125,23 +125,29 @@ def test_every_byte_is_read_once_for_the_sha256_and_the_part_checksums(
     digests = path_digests(path, PART)
     assert sum(read) == len(data)
     assert digests.sha256 == hashlib.sha256(data).hexdigest()
-    assert digests.part_crcs == tuple(
-        zlib.crc32(data[i : i + PART]) for i in range(0, len(data), PART)
-    )
+    assert digests.part_crcs == tuple(crc32c(data[i : i + PART]) for i in range(0, len(data), PART))
 
 
-def test_the_parts_carry_crc32_and_s3s_composite_of_them(tmp_path: Path) -> None:
+def test_the_part_checksum_is_crc32c(tmp_path: Path) -> None:
+    """The check value of CRC-32C (Castagnoli), independent of the library computing it."""
+    path = tmp_path / "check.txt"
+    path.write_bytes(b"123456789")
+    assert path_digests(path, PART).part_crcs == (0xE3069283,)
+    assert checksums.FileDigests.algorithm == "CRC32C"
+
+
+def test_the_parts_carry_crc32c_and_s3s_composite_of_them(tmp_path: Path) -> None:
     data = os.urandom(2 * PART + 3)
     path = tmp_path / "copy.db"
     path.write_bytes(data)
     with path.open("rb") as handle:
         digests = checksums.file_digests(handle.fileno(), len(data), PART)
-    parts = [zlib.crc32(data[i : i + PART]) for i in range(0, len(data), PART)]
+    parts = [crc32c(data[i : i + PART]) for i in range(0, len(data), PART)]
     assert digests.part_crcs == tuple(parts)
     assert digests.checksum_type == "COMPOSITE"
     assert digests.part_checksum(2) == base64.b64encode(parts[2].to_bytes(4, "big")).decode()
     joined = b"".join(crc.to_bytes(4, "big") for crc in parts)
-    composite = base64.b64encode(zlib.crc32(joined).to_bytes(4, "big")).decode()
+    composite = base64.b64encode(crc32c(joined).to_bytes(4, "big")).decode()
     assert digests.object_checksum() == f"{composite}-3"
 
 
