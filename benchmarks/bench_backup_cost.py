@@ -1,6 +1,7 @@
 """Our backup against the naive pipeline: wall, CPU and memory, free and at 0.25 vCPU / 512 MB.
 
-Per size, in one run against one moto server (issue 15): our `backup` task, the naive
+Per size, in one run against one moto server (issue 15): our `backup` task (with the tasks
+image's packages, benchmarks/tasks_image_env.py), the naive
 pipeline (`sqlite3 .backup` + `aws s3 cp`, the CLI's default CRC32 checksum) and the plain
 upload of the file, taking turns in an order rotated every repetition; then ours and the
 naive pipeline again, each run in its own cgroup v1 with production's limits (only the
@@ -39,6 +40,7 @@ from benchmarks.harness import (
 )
 from benchmarks.live_writer import with_writer
 from benchmarks.local_s3 import LocalS3
+from benchmarks.tasks_image_env import tasks_image_python
 
 NAME = "backup-cost"
 DESCRIPTION = "backup vs naive .backup + aws s3 cp: wall, CPU, RSS, also at 0.25 CPU/512 MB"
@@ -118,7 +120,7 @@ def _run_size(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     with LocalS3(work / "moto.log") as s3:
-        bench = _SizeRun(s3, database, work)
+        bench = _SizeRun(s3, database, work, tasks_image_python(options.work_dir))
         bench.warm_up()
         steps = {OURS: bench.ours, NAIVE: bench.naive, FLOOR: bench.floor}
         free_runs = _take_turns(steps, options.repeat)
@@ -155,8 +157,9 @@ def _take_turns(steps: dict[str, Callable[[int], Run]], repeat: int) -> dict[str
 class _SizeRun:
     """The contenders of one size, their files and their objects in one moto server."""
 
-    def __init__(self, s3: LocalS3, database: Path, work: Path) -> None:
+    def __init__(self, s3: LocalS3, database: Path, work: Path, python: str) -> None:
         self.s3 = s3
+        self.python = python  # ours runs with the tasks image's packages
         self.database = database
         self.work = work
         self.scratch = work / "scratch"
@@ -180,7 +183,7 @@ class _SizeRun:
         """The argv of `contender` and the key prefix its object lands under."""
         prefix = f"{contender.split(':')[0].split(' ')[0]}/{attempt}/"
         if contender == OURS:
-            return cmd.ours_backup(), prefix
+            return cmd.ours_backup(self.python), prefix
         url = f"s3://{self.s3.bucket}/{prefix}backup.db"
         if contender == NAIVE:
             copy = self.scratch / "naive-copy.db"

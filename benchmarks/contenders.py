@@ -35,8 +35,8 @@ def ours_available(task: str) -> bool:
     return (REPO_ROOT / "tasks" / f"{task}.py").exists()
 
 
-def ours_backup() -> list[str]:
-    return [sys.executable, "-m", "tasks", "backup", "--reason", "manual"]
+def ours_backup(python: str = sys.executable) -> list[str]:
+    return [python, "-m", "tasks", "backup", "--reason", "manual"]
 
 
 def ours_restore(out: Path) -> list[str]:
