@@ -37,8 +37,10 @@ class Settings(BaseSettings):
     s3_bucket_models: str = ""
     s3_bucket_backups: str = ""
     backup_prefix: str = ""
-    backup_part_size_mb: int = Field(8, ge=5, le=5120)
-    backup_upload_concurrency: int = Field(4, ge=1, le=16)
+    # At 0.25 vCPU, two 16 MB parts at a time cost a fifth less CPU than four of 8 MB (fewer
+    # requests, less switching), in the same memory (benchmarks/RESULTS.md, issue 15).
+    backup_part_size_mb: int = Field(16, ge=5, le=5120)
+    backup_upload_concurrency: int = Field(2, ge=1, le=16)
     backup_glacier_days: int = Field(90, ge=1, le=3650)
     # Glacier bills at least 90 days, so expiry comes at least 90 days after the move.
     backup_expiry_days: int = Field(365, ge=91, le=36500)
