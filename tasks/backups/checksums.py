@@ -250,7 +250,8 @@ class CopyDigests:
         cache)."""
         if self._thread is None or self._pass is None:
             size = path.stat().st_size
-            self._pass = DigestPass(-1, size, part_size_for(size, self._wanted_part_size))
+            part_size = part_size_for(size, self._wanted_part_size)
+            self._pass = DigestPass(-1, size, part_size)  # `reading` opens the file
         else:
             self._thread.join()
             if self._error is not None:
@@ -266,7 +267,7 @@ class CopyDigests:
 
     @property
     def census(self) -> RowCensus | None:
-        """The rows of the copy's tables, counted as it was hashed (after `result`); None
+        """The rows of the copy's tables, counted as it was hashed; None before `result`
         if the copy was not followed."""
         return self._pass.census if self._pass is not None else None
 

@@ -98,9 +98,9 @@ def snapshot_database(
     done, and it takes a fraction of the time SQLite's backup API needs (the file is read
     into the page cache first, outside the lock), so writers wait that much less. The copy
     is hashed (by `observer`, while it is written) and checked by the caller; one larger
-    than the memory at hand is copied past the page cache instead, and hashed after. A database in
-    WAL mode, whose committed pages may still be in the -wal file, is copied with the
-    backup API. The caller removes the file.
+    than the memory at hand is copied past the page cache instead, and hashed after. A
+    database in WAL mode, whose committed pages may still be in the -wal file, is copied
+    with the backup API. The caller removes the file.
     """
     try:
         src = connect(source, readonly=True, busy_timeout_ms=busy_timeout_ms)
