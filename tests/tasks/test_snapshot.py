@@ -103,10 +103,14 @@ def test_the_copy_does_not_truncate_its_scratch_file(
         remove_quietly(copy)
 
 
+@pytest.mark.parametrize("memory", ["ample", "too little"])
 def test_no_writer_commits_while_the_file_is_copied(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memory: str
 ) -> None:
+    """Through the page cache, or past it (a file larger than the memory at hand)."""
     database = create_app_database(tmp_path / "app.db")
+    if memory == "too little":
+        monkeypatch.setattr(memory_module, "available_memory", lambda: database.stat().st_size)
     before = _rows(database)
     real_copy = snapshot_module._copy_bytes
     refused: list[str] = []
