@@ -1,5 +1,5 @@
 """The write-once upload of a backup: a low-level multipart upload, a part at a time from
-disk, each read whole past the page cache where that pays (part_body).
+disk, each read whole past the page cache where that pays (PartReader).
 
 boto3's managed transfer refuses IfNoneMatch, so parts go up one by one, each with the
 checksum computed from the snapshot when it was taken (tasks.backups.checksums), which S3 verifies
@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import mmap
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -24,11 +25,11 @@ import structlog
 
 from opsd.aws import describe_aws_error, error_code
 from opsd.results import TaskError
-from tasks.backups.checksums import FileDigests, aligned_buffer, uncached_fd
+from tasks.backups.checksums import DIRECT_ALIGNMENT, FileDigests, aligned_buffer, uncached_fd
 
 PRECONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict")
 CONTENT_TYPE = "application/vnd.sqlite3"
-# Parts up to this size are read whole into memory, past the page cache (part_body).
+# Parts up to this size are read whole into memory, past the page cache (PartReader).
 IN_MEMORY_PART_BYTES = 64 << 20
 
 
@@ -36,16 +37,17 @@ class ObjectExists(Exception):
     """The key was already written: S3 refused the If-None-Match completion (412)."""
 
 
-class FileSlice(io.RawIOBase):
-    """A read-only, seekable window on a file: one part's body, streamed, never buffered."""
+class _Window(io.RawIOBase):
+    """A read-only, seekable window of `length` bytes: one part's body as botocore reads it,
+    a block at a time, and rewinds it to send it again."""
 
-    def __init__(self, path: Path, offset: int, length: int) -> None:
+    def __init__(self, length: int) -> None:
         super().__init__()
-        self._handle = path.open("rb")
-        self._offset = offset
         self._length = length
         self._position = 0
-        self._handle.seek(offset)
+
+    def _read_at(self, position: int, size: int) -> bytes:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return self._length
@@ -56,10 +58,10 @@ class FileSlice(io.RawIOBase):
     def seekable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         remaining = self._length - self._position
         size = remaining if size is None or size < 0 else min(size, remaining)
-        data = self._handle.read(size) if size > 0 else b""
+        data = self._read_at(self._position, size) if size > 0 else b""
         self._position += len(data)
         return data
 
@@ -71,53 +73,120 @@ class FileSlice(io.RawIOBase):
     def seek(self, position: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
         self._position = max(0, min(self._length, base + position))
-        self._handle.seek(self._offset + self._position)
         return self._position
 
     def tell(self) -> int:
         return self._position
 
+
+class FileSlice(_Window):
+    """A part streamed from the file, never buffered whole."""
+
+    def __init__(self, path: Path, offset: int, length: int) -> None:
+        super().__init__(length)
+        self._offset = offset
+        self._fd = -1
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def _read_at(self, position: int, size: int) -> bytes:
+        return os.pread(self._fd, size, self._offset + position)
+
     def close(self) -> None:
-        self._handle.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
         super().close()
 
 
-@contextlib.contextmanager
-def part_body(path: Path, offset: int, length: int) -> Iterator[bytes | FileSlice]:
-    """One part's body: its bytes read whole with O_DIRECT, past the page cache, where the
-    snapshot is larger than the task's memory (it is no longer cached when it goes up, and
-    read back through the cache each page would evict another first), the part small
-    enough to hold in memory and the file system allows it (tasks.backups.checksums.uncached_fd);
-    else a FileSlice streamed through the cache."""
-    if path.stat().st_size < offset + length:
-        raise _ended_inside(path, offset, length)
-    fd = uncached_fd(path) if length <= IN_MEMORY_PART_BYTES else None
-    if fd is None:
-        with FileSlice(path, offset, length) as body:
+class BufferSlice(_Window):
+    """A part already read whole into `buffer`, handed out a copied block at a time, so
+    that no view of the buffer outlives the part."""
+
+    def __init__(self, buffer: mmap.mmap, length: int) -> None:
+        super().__init__(length)
+        self._view = memoryview(buffer)[:length]
+
+    def _read_at(self, position: int, size: int) -> bytes:
+        return bytes(self._view[position : position + size])
+
+    def close(self) -> None:
+        self._view.release()
+        super().close()
+
+
+class PartReader:
+    """The bodies of one file's parts as the upload threads send them. Where the file is
+    larger than the memory at hand, a part is read whole with O_DIRECT, past the page
+    cache: the file is no longer cached when it goes up, and read back through the cache
+    each page would evict another first. Each thread reads into one buffer of its own,
+    reused part after part: a new 16 MB buffer per part, and a copy of it for botocore,
+    cost 0.9 CPU s per GB in page faults (benchmarks/RESULTS.md, issue 15). Else, or where
+    the part is too large to hold or the file system refuses O_DIRECT
+    (tasks.backups.checksums.uncached_fd), a part is streamed through the cache."""
+
+    def __init__(self, path: Path, part_size: int) -> None:
+        self._path = path
+        self._part_size = part_size
+        self._local = threading.local()
+        self._buffers: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def body(self, offset: int, length: int) -> Iterator[_Window]:
+        if self._path.stat().st_size < offset + length:
+            raise _ended_inside(self._path, offset, length)
+        fd = uncached_fd(self._path) if length <= self._buffer_size() else None
+        if fd is not None:
+            buffer = self._take_buffer()
+            try:
+                if _read_whole(fd, buffer, self._path, offset, length):
+                    with BufferSlice(buffer, length) as body:
+                        yield body
+                    return
+            finally:
+                self._local.free.append(buffer)
+        with FileSlice(self._path, offset, length) as body:
             yield body
-        return
+
+    def close(self) -> None:
+        with self._lock:
+            for buffer in self._buffers:
+                buffer.close()
+            self._buffers.clear()
+
+    def _buffer_size(self) -> int:
+        return self._part_size if self._part_size <= IN_MEMORY_PART_BYTES else 0
+
+    def _take_buffer(self) -> mmap.mmap:
+        """One of this thread's free buffers, or a new one."""
+        free: list[mmap.mmap] = self._local.__dict__.setdefault("free", [])
+        if free:
+            return free.pop()
+        buffer = aligned_buffer(self._part_size)
+        with self._lock:
+            self._buffers.append(buffer)
+        return buffer
+
+
+def _read_whole(fd: int, buffer: mmap.mmap, path: Path, offset: int, length: int) -> bool:
+    """Read `length` bytes at `offset` of `path` into `buffer` through `fd` (O_DIRECT: whole aligned
+    blocks, only the file's end reads short), then close `fd`; False where the part or the
+    device is not aligned as O_DIRECT needs."""
+    end = min(-(-length // DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT, len(buffer))
+    read = 0
     try:
-        buffer = aligned_buffer(length)
-        with buffer:
-            view = memoryview(buffer)
-            read = 0
-            while read < length and (count := os.preadv(fd, [view[read:]], offset + read)):
+        with memoryview(buffer) as view:
+            while read < length and (count := os.preadv(fd, [view[read:end]], offset + read)):
                 read += count
-            data = bytes(view[: min(read, length)])
-            view.release()
     except OSError as exc:
         if exc.errno != errno.EINVAL:
             raise
-        data = None  # an unaligned part or device: read through the cache instead
+        return False
     finally:
         os.close(fd)
-    if data is None:
-        with FileSlice(path, offset, length) as body:
-            yield body
-        return
-    if len(data) != length:
+    if read < length:
         raise _ended_inside(path, offset, length)
-    yield data
+    return True
 
 
 def _ended_inside(path: Path, offset: int, length: int) -> OSError:
@@ -195,7 +264,7 @@ def _upload_parts(
         offset = index * digests.part_size
         length = min(digests.part_size, digests.size - offset)
         checksum = {f"Checksum{digests.algorithm}": digests.part_checksum(index)}
-        with part_body(path, offset, length) as body:
+        with reader.body(offset, length) as body:
             try:
                 response = s3.upload_part(
                     Bucket=bucket,
@@ -212,6 +281,7 @@ def _upload_parts(
                 raise TaskError(describe_aws_error(action, exc)) from exc
         return {"PartNumber": index + 1, "ETag": response["ETag"], **checksum}
 
+    reader = PartReader(path, digests.part_size)
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="upload-part")
     try:
         futures: list[Future[dict[str, Any]]] = [
@@ -227,6 +297,7 @@ def _upload_parts(
     finally:
         cancelled.set()
         pool.shutdown(wait=True, cancel_futures=True)
+        reader.close()
 
 
 def _abort(s3: Any, bucket: str, key: str, upload_id: str) -> None:

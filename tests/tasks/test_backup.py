@@ -4,6 +4,7 @@ import base64
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
 import sqlite3
@@ -26,9 +27,9 @@ from opsd.results import Status, TaskError
 from opsd.settings import Settings
 from tasks import backup as backup_task
 from tasks.backups import upload as s3_upload
-from tasks.backups.checksums import FileDigests
+from tasks.backups.checksums import FileDigests, aligned_buffer
 from tasks.backups.store import BackupStore
-from tasks.backups.upload import FileSlice
+from tasks.backups.upload import BufferSlice, FileSlice, PartReader
 from tests.conftest import app_schema_head
 from tests.tasks.backup_helpers import (
     add_bulk,
@@ -135,18 +136,18 @@ def test_every_part_and_the_object_carry_the_crc32c_of_the_snapshots_bytes(
 def _corrupt_part_two_on_its_way(monkeypatch: pytest.MonkeyPatch) -> None:
     """Flip a byte of the second 5 MiB part between the disk and the socket, after the
     snapshot was hashed: what a bad NIC, page or proxy would do."""
-    real_body = s3_upload.part_body
+    real_body = PartReader.body
 
     @contextlib.contextmanager
-    def part_body(path: Path, offset: int, length: int) -> Iterator[bytes | FileSlice]:
-        with real_body(path, offset, length) as body:
+    def body(reader: PartReader, offset: int, length: int) -> Iterator[Any]:
+        with real_body(reader, offset, length) as part:
             if offset != 5 << 20:
-                yield body
+                yield part
                 return
-            data = body if isinstance(body, bytes) else body.read()
+            data = part.read()
             yield bytes([data[0] ^ 0xFF]) + data[1:]
 
-    monkeypatch.setattr(s3_upload, "part_body", part_body)
+    monkeypatch.setattr(PartReader, "body", body)
 
 
 def test_a_part_corrupted_in_transit_is_refused_by_its_checksum_and_nothing_is_stored(
@@ -517,21 +518,67 @@ def _opens(monkeypatch: pytest.MonkeyPatch, refuse_direct: bool = False) -> list
     return flags_seen
 
 
+def _skip_without_o_direct(path: Path) -> None:
+    fd = s3_upload.uncached_fd(path)
+    if fd is None:
+        pytest.skip(f"{path.parent} does not support O_DIRECT")
+    os.close(fd)
+
+
 def test_a_part_is_read_whole_past_the_page_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A snapshot larger than the task's memory is no longer cached when it goes up: its
-    parts are read with O_DIRECT (issue 15), not back through the cache."""
+    parts are read with O_DIRECT (issue 15), not back through the cache; botocore can
+    rewind the body to send it again."""
     path = tmp_path / "snapshot.db"
     data = os.urandom(3 << 20)
     path.write_bytes(data)
     monkeypatch.setattr(memory_module, "available_memory", lambda: path.stat().st_size)
+    _skip_without_o_direct(path)
     flags_seen = _opens(monkeypatch)
-    with s3_upload.part_body(path, 1 << 20, 2 << 20) as body:
-        assert body == data[1 << 20 :]
-    if s3_upload.uncached_fd(path) is None:
-        pytest.skip(f"{tmp_path} does not support O_DIRECT")
+    reader = PartReader(path, 2 << 20)
+    with reader.body(1 << 20, 2 << 20) as body:
+        assert isinstance(body, BufferSlice) and len(body) == 2 << 20
+        assert body.read(1000) + body.read() == data[1 << 20 :]
+        body.seek(0)
+        assert body.read() == data[1 << 20 :]
+    reader.close()
     assert flags_seen[0] == os.O_RDONLY | os.O_DIRECT
+
+
+def test_each_upload_thread_reads_its_parts_into_one_buffer_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new buffer per part cost 0.9 CPU s per GB in page faults (issue 15): each thread
+    keeps one, and the buffers are freed when the upload ends."""
+    path = tmp_path / "snapshot.db"
+    data = os.urandom(8 << 20)
+    path.write_bytes(data)
+    monkeypatch.setattr(memory_module, "available_memory", lambda: path.stat().st_size)
+    _skip_without_o_direct(path)
+    made: list[Any] = []
+
+    def counted(size: int) -> Any:
+        made.append(aligned_buffer(size))
+        return made[-1]
+
+    monkeypatch.setattr(s3_upload, "aligned_buffer", counted)
+    reader = PartReader(path, 1 << 20)
+
+    def send(parts: range) -> None:
+        for index in parts:
+            with reader.body(index << 20, 1 << 20) as body:
+                assert body.read() == data[index << 20 : (index + 1) << 20]
+
+    send(range(4))
+    assert len(made) == 1
+    other = threading.Thread(target=send, args=(range(4, 8),))
+    other.start()
+    other.join()
+    assert len(made) == 2
+    reader.close()
+    assert all(buffer.closed for buffer in made)
 
 
 def test_a_part_of_a_snapshot_that_fits_in_memory_is_read_through_the_page_cache(
@@ -544,8 +591,10 @@ def test_a_part_of_a_snapshot_that_fits_in_memory_is_read_through_the_page_cache
     path.write_bytes(data)
     monkeypatch.setattr(memory_module, "available_memory", lambda: 2 * path.stat().st_size)
     flags_seen = _opens(monkeypatch)
-    with s3_upload.part_body(path, 1 << 20, 2 << 20) as body:
+    with PartReader(path, 2 << 20).body(1 << 20, 2 << 20) as body:
         assert isinstance(body, FileSlice) and body.read() == data[1 << 20 :]
+        body.seek(-1000, io.SEEK_END)
+        assert body.read() == data[-1000:]
     assert not any(flags & os.O_DIRECT for flags in flags_seen)
 
 
@@ -556,8 +605,10 @@ def test_a_last_part_of_any_length_is_read_whole(
     data = os.urandom((2 << 20) + 1234)
     path.write_bytes(data)
     monkeypatch.setattr(memory_module, "available_memory", lambda: path.stat().st_size)
-    with s3_upload.part_body(path, 2 << 20, 1234) as body:
-        assert body == data[2 << 20 :]
+    reader = PartReader(path, 2 << 20)
+    with reader.body(0, 2 << 20) as first, reader.body(2 << 20, 1234) as last:
+        assert first.read() + last.read() == data
+    reader.close()
 
 
 def test_a_part_too_large_for_memory_or_o_direct_is_streamed_through_the_cache(
@@ -566,12 +617,13 @@ def test_a_part_too_large_for_memory_or_o_direct_is_streamed_through_the_cache(
     path = tmp_path / "snapshot.db"
     data = os.urandom(2 << 20)
     path.write_bytes(data)
+    monkeypatch.setattr(memory_module, "available_memory", lambda: path.stat().st_size)
     monkeypatch.setattr(s3_upload, "IN_MEMORY_PART_BYTES", 1 << 20)
-    with s3_upload.part_body(path, 0, 2 << 20) as body:
+    with PartReader(path, 2 << 20).body(0, 2 << 20) as body:
         assert isinstance(body, FileSlice) and body.read() == data
-    monkeypatch.undo()
+    monkeypatch.setattr(s3_upload, "IN_MEMORY_PART_BYTES", 2 << 20)
     _opens(monkeypatch, refuse_direct=True)
-    with s3_upload.part_body(path, 0, 2 << 20) as body:
+    with PartReader(path, 2 << 20).body(0, 2 << 20) as body:
         assert isinstance(body, FileSlice) and body.read() == data
 
 
@@ -580,6 +632,6 @@ def test_a_snapshot_shorter_than_its_part_fails_the_upload(tmp_path: Path) -> No
     path.write_bytes(os.urandom(1 << 20))
     with (
         pytest.raises(OSError, match="ended inside the part"),
-        s3_upload.part_body(path, 0, 2 << 20),
+        PartReader(path, 2 << 20).body(0, 2 << 20),
     ):
         pass
