@@ -25,12 +25,11 @@ import structlog
 
 from opsd.aws import describe_aws_error, error_code
 from opsd.results import TaskError
+from tasks.backups import memory
 from tasks.backups.checksums import DIRECT_ALIGNMENT, FileDigests, aligned_buffer, uncached_fd
 
 PRECONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict")
 CONTENT_TYPE = "application/vnd.sqlite3"
-# Parts up to this size are read whole into memory, past the page cache (PartReader).
-IN_MEMORY_PART_BYTES = 64 << 20
 
 
 class ObjectExists(Exception):
@@ -121,12 +120,14 @@ class PartReader:
     each page would evict another first. Each thread reads into one buffer of its own,
     reused part after part: a new 16 MB buffer per part, and a copy of it for botocore,
     cost 0.9 CPU s per GB in page faults (benchmarks/RESULTS.md, issue 15). Else, or where
-    the part is too large to hold or the file system refuses O_DIRECT
+    one buffer per thread would take more than a quarter of the memory at hand (the check
+    running alongside takes up to another quarter) or the file system refuses O_DIRECT
     (tasks.backups.checksums.uncached_fd), a part is streamed through the cache."""
 
-    def __init__(self, path: Path, part_size: int) -> None:
+    def __init__(self, path: Path, part_size: int, threads: int = 1) -> None:
         self._path = path
         self._part_size = part_size
+        self._buffered = part_size * threads <= memory.available_memory() // 4
         self._local = threading.local()
         self._buffers: list[mmap.mmap] = []
         self._lock = threading.Lock()
@@ -135,7 +136,7 @@ class PartReader:
     def body(self, offset: int, length: int) -> Iterator[_Window]:
         if self._path.stat().st_size < offset + length:
             raise _ended_inside(self._path, offset, length)
-        fd = uncached_fd(self._path) if length <= self._buffer_size() else None
+        fd = uncached_fd(self._path) if self._buffered else None
         if fd is not None:
             buffer = self._take_buffer()
             try:
@@ -153,9 +154,6 @@ class PartReader:
             for buffer in self._buffers:
                 buffer.close()
             self._buffers.clear()
-
-    def _buffer_size(self) -> int:
-        return self._part_size if self._part_size <= IN_MEMORY_PART_BYTES else 0
 
     def _take_buffer(self) -> mmap.mmap:
         """One of this thread's free buffers, or a new one."""
@@ -281,7 +279,7 @@ def _upload_parts(
                 raise TaskError(describe_aws_error(action, exc)) from exc
         return {"PartNumber": index + 1, "ETag": response["ETag"], **checksum}
 
-    reader = PartReader(path, digests.part_size)
+    reader = PartReader(path, digests.part_size, concurrency)
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="upload-part")
     try:
         futures: list[Future[dict[str, Any]]] = [

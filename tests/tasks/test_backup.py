@@ -352,6 +352,38 @@ def test_throttling_is_retried_until_the_upload_succeeds(
     assert bucket_keys(s3, settings.s3_bucket_backups) == [result.details["key"]]
 
 
+@pytest.mark.parametrize("memory", ["ample", "too little"])
+def test_a_part_cut_off_half_sent_is_sent_again_whole(
+    make_ctx: Any, app_db: Path, settings: Settings, memory: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore rewinds a part's body to send it again: from the file (ample memory) as
+    from the buffer its thread read it into (a snapshot larger than memory)."""
+    add_bulk(app_db, 12)
+    if memory == "too little":  # less than twice the snapshot, four times a part
+        monkeypatch.setattr(memory_module, "available_memory", lambda: 4 * (5 << 20))
+    settings.backup_part_size_mb = 5
+    settings.backup_upload_concurrency = 1
+    ctx = make_ctx("backup")
+    s3 = ctx.clients("s3")
+    bodies: list[str] = []
+
+    def cut_second_part(request: Any, **_: Any) -> Any:
+        bodies.append(type(request.body).__name__)
+        if len(bodies) != 2:
+            return None
+        request.body.read(100_000)
+        return error_response(503, "SlowDown", "Please reduce your request rate")
+
+    s3.meta.events.register_first("before-send.s3.UploadPart", cut_second_part)
+    result = run_task(ctx)
+    assert result.status is Status.OK, result.message
+    parts = -(-result.details["bytes"] // (5 << 20))
+    assert parts > 2 and len(bodies) == parts + 1  # the second sent twice
+    assert set(bodies) == {"BufferSlice" if memory == "too little" else "FileSlice"}
+    stored = s3.get_object(Bucket=settings.s3_bucket_backups, Key=result.details["key"])
+    assert hashlib.sha256(stored["Body"].read()).hexdigest() == result.details["sha256"]
+
+
 def test_connection_dropped_mid_upload_aborts_the_multipart_upload(
     make_ctx: Any, app_db: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -518,11 +550,20 @@ def _opens(monkeypatch: pytest.MonkeyPatch, refuse_direct: bool = False) -> list
     return flags_seen
 
 
-def _skip_without_o_direct(path: Path) -> None:
+def _snapshot_larger_than_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int = 8 << 20
+) -> tuple[Path, bytes]:
+    """A snapshot of `size` bytes as large as the memory at hand: too large to stay in the
+    page cache, and room for 2 MiB of part buffers (a quarter of it)."""
+    path = tmp_path / "snapshot.db"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    monkeypatch.setattr(memory_module, "available_memory", lambda: 8 << 20)
     fd = s3_upload.uncached_fd(path)
     if fd is None:
-        pytest.skip(f"{path.parent} does not support O_DIRECT")
+        pytest.skip(f"{tmp_path} does not support O_DIRECT")
     os.close(fd)
+    return path, data
 
 
 def test_a_part_is_read_whole_past_the_page_cache(
@@ -531,18 +572,14 @@ def test_a_part_is_read_whole_past_the_page_cache(
     """A snapshot larger than the task's memory is no longer cached when it goes up: its
     parts are read with O_DIRECT (issue 15), not back through the cache; botocore can
     rewind the body to send it again."""
-    path = tmp_path / "snapshot.db"
-    data = os.urandom(3 << 20)
-    path.write_bytes(data)
-    monkeypatch.setattr(memory_module, "available_memory", lambda: path.stat().st_size)
-    _skip_without_o_direct(path)
+    path, data = _snapshot_larger_than_memory(tmp_path, monkeypatch)
     flags_seen = _opens(monkeypatch)
     reader = PartReader(path, 2 << 20)
     with reader.body(1 << 20, 2 << 20) as body:
         assert isinstance(body, BufferSlice) and len(body) == 2 << 20
-        assert body.read(1000) + body.read() == data[1 << 20 :]
+        assert body.read(1000) + body.read() == data[1 << 20 : 3 << 20]
         body.seek(0)
-        assert body.read() == data[1 << 20 :]
+        assert body.read() == data[1 << 20 : 3 << 20]
     reader.close()
     assert flags_seen[0] == os.O_RDONLY | os.O_DIRECT
 
@@ -552,11 +589,7 @@ def test_each_upload_thread_reads_its_parts_into_one_buffer_of_its_own(
 ) -> None:
     """A new buffer per part cost 0.9 CPU s per GB in page faults (issue 15): each thread
     keeps one, and the buffers are freed when the upload ends."""
-    path = tmp_path / "snapshot.db"
-    data = os.urandom(8 << 20)
-    path.write_bytes(data)
-    monkeypatch.setattr(memory_module, "available_memory", lambda: path.stat().st_size)
-    _skip_without_o_direct(path)
+    path, data = _snapshot_larger_than_memory(tmp_path, monkeypatch)
     made: list[Any] = []
 
     def counted(size: int) -> Any:
@@ -564,11 +597,12 @@ def test_each_upload_thread_reads_its_parts_into_one_buffer_of_its_own(
         return made[-1]
 
     monkeypatch.setattr(s3_upload, "aligned_buffer", counted)
-    reader = PartReader(path, 1 << 20)
+    reader = PartReader(path, 1 << 20, threads=2)
 
     def send(parts: range) -> None:
         for index in parts:
             with reader.body(index << 20, 1 << 20) as body:
+                assert isinstance(body, BufferSlice)
                 assert body.read() == data[index << 20 : (index + 1) << 20]
 
     send(range(4))
@@ -601,30 +635,32 @@ def test_a_part_of_a_snapshot_that_fits_in_memory_is_read_through_the_page_cache
 def test_a_last_part_of_any_length_is_read_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "snapshot.db"
-    data = os.urandom((2 << 20) + 1234)
-    path.write_bytes(data)
-    monkeypatch.setattr(memory_module, "available_memory", lambda: path.stat().st_size)
+    path, data = _snapshot_larger_than_memory(tmp_path, monkeypatch, (6 << 20) + 1234)
     reader = PartReader(path, 2 << 20)
-    with reader.body(0, 2 << 20) as first, reader.body(2 << 20, 1234) as last:
-        assert first.read() + last.read() == data
+    parts = []
+    for offset in range(0, len(data), 2 << 20):
+        with reader.body(offset, min(2 << 20, len(data) - offset)) as body:
+            assert isinstance(body, BufferSlice)
+            parts.append(body.read())
+    assert b"".join(parts) == data
+    # A body still open when the thread reads the next one keeps its bytes.
+    with reader.body(0, 2 << 20) as first, reader.body(6 << 20, 1234) as last:
+        assert first.read() == data[: 2 << 20] and last.read() == data[6 << 20 :]
     reader.close()
 
 
-def test_a_part_too_large_for_memory_or_o_direct_is_streamed_through_the_cache(
+def test_part_buffers_that_would_not_fit_or_a_refused_o_direct_stream_through_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "snapshot.db"
-    data = os.urandom(2 << 20)
-    path.write_bytes(data)
-    monkeypatch.setattr(memory_module, "available_memory", lambda: path.stat().st_size)
-    monkeypatch.setattr(s3_upload, "IN_MEMORY_PART_BYTES", 1 << 20)
-    with PartReader(path, 2 << 20).body(0, 2 << 20) as body:
-        assert isinstance(body, FileSlice) and body.read() == data
-    monkeypatch.setattr(s3_upload, "IN_MEMORY_PART_BYTES", 2 << 20)
+    """An operator who sets large parts or many threads on a small task gets a slower
+    upload, not one killed for its memory."""
+    path, data = _snapshot_larger_than_memory(tmp_path, monkeypatch)
+    for part_size, threads in [(4 << 20, 1), (1 << 20, 4)]:
+        with PartReader(path, part_size, threads).body(0, 2 << 20) as body:
+            assert isinstance(body, FileSlice) and body.read() == data[: 2 << 20]
     _opens(monkeypatch, refuse_direct=True)
     with PartReader(path, 2 << 20).body(0, 2 << 20) as body:
-        assert isinstance(body, FileSlice) and body.read() == data
+        assert isinstance(body, FileSlice) and body.read() == data[: 2 << 20]
 
 
 def test_a_snapshot_shorter_than_its_part_fails_the_upload(tmp_path: Path) -> None:
