@@ -84,7 +84,7 @@ class FileSlice(_Window):
     def __init__(self, path: Path, offset: int, length: int) -> None:
         super().__init__(length)
         self._offset = offset
-        self._fd = -1
+        self._fd = -1  # first: close() runs on a failed open too
         self._fd = os.open(path, os.O_RDONLY)
 
     def _read_at(self, position: int, size: int) -> bytes:
