@@ -58,7 +58,7 @@ def reference_set(folder: Path, per_group: int, seed: int, size: int) -> Referen
     return ReferenceSet(
         features=np.stack(features),
         ages=np.array([int(r["age"]) for r in rows]),
-        media=np.array([r["medium"] for r in rows]),
+        media=np.array([r["style"] for r in rows]),
     )
 
 
@@ -122,6 +122,7 @@ def family_false_flags(
             reference.ages[others],
             version_prefix=f"no-{medium}",
             base=base,
+            styles=reference.media[others],
         )
         rates[medium] = flag_rate(
             bundle,

@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--manifest",
         type=Path,
         required=True,
-        help="CSV with columns file,age[,subject] (or JSON lines, .jsonl)",
+        help="CSV with columns file,age[,subject][,style] (or JSON lines, .jsonl); with a style "
+        "for every drawing, thresholds are calibrated on each style left out in turn",
     )
     train.add_argument(
         "--percentile",

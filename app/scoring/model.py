@@ -20,7 +20,9 @@ Each age group has its own model, fitted on the feature vectors of normal drawin
   the ink coverage of an empty page, is otherwise diluted among dozens of ordinary ones;
 - the training drawings' scores are kept, sorted, as the reference: the threshold is any
   percentile of them (default 95th, changeable at runtime without retraining), and the
-  normalised score is the percentile of a score among them.
+  normalised score is the percentile of a score among them. They are out-of-fold scores; when
+  the drawings' styles are known (the packaged reference set's media), each style is scored
+  by a model fitted without it, so the threshold allows for a style the model has not seen.
 """
 
 from __future__ import annotations
@@ -196,18 +198,27 @@ def _fit_pca(matrix: np.ndarray, explained_variance: float) -> GroupModel:
     )
 
 
+def _folds(count: int, folds: int, styles: np.ndarray | None) -> np.ndarray:
+    """Each drawing's fold: its style where there are at least two, else one of ``folds``."""
+    if styles is not None and np.unique(styles).size >= 2:
+        return np.unique(styles, return_inverse=True)[1]
+    return np.arange(count) % folds
+
+
 def fit_group(
     features: np.ndarray,
     explained_variance: float = DEFAULT_EXPLAINED_VARIANCE,
     folds: int = CROSS_VALIDATION_FOLDS,
     minimum: int = MIN_TRAINING_IMAGES,
+    styles: np.ndarray | None = None,
 ) -> GroupModel:
     """Fit one group's model on an (n, d) matrix of normal drawings' features (at least
     ``minimum``; lower only to estimate by cross-validation how a full fit behaves).
 
     The reference scores are out-of-fold scores (each drawing scored by a model fitted
-    without it, ``folds``-fold), so that the threshold reflects how the model scores drawings
-    it has not seen rather than the ones it was fitted to.
+    without it), so that the threshold reflects how the model scores drawings it has not
+    seen rather than the ones it was fitted to. The folds are the drawings' ``styles`` when
+    there are at least two, else ``folds`` alike.
     """
     matrix = np.asarray(features, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] < minimum:
@@ -218,9 +229,9 @@ def fit_group(
     if folds < 2:
         reference = model.raw_scores(matrix)
     else:
-        fold_of = np.arange(matrix.shape[0]) % folds
+        fold_of = _folds(matrix.shape[0], folds, styles)
         reference = np.empty(matrix.shape[0])
-        for fold in range(folds):
+        for fold in np.unique(fold_of):
             held_out = fold_of == fold
             fold_model = _fit_pca(matrix[~held_out], explained_variance)
             reference[held_out] = fold_model.raw_scores(matrix[held_out])

@@ -345,7 +345,8 @@ def generate_reference_set(
 ) -> Path:
     """Write ``count_per_age`` normal drawings for every age into ``folder`` (every paper,
     scans and photos, every medium, PNG and JPEG, sizes around ``size``), plus a
-    ``manifest.csv`` (``file,age,subject,paper,capture,medium``); returns its path."""
+    ``manifest.csv`` (``file,age,subject,paper,capture,style``, the style being the medium);
+    returns its path."""
     if count_per_age < 1:
         raise ValueError(f"count per age must be at least 1, not {count_per_age}")
     folder.mkdir(parents=True, exist_ok=True)
@@ -363,7 +364,7 @@ def generate_reference_set(
     manifest = folder / MANIFEST_NAME
     with manifest.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(("file", "age", "subject", "paper", "capture", "medium"))
+        writer.writerow(("file", "age", "subject", "paper", "capture", "style"))
         writer.writerows(rows)
     return manifest
 

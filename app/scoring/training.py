@@ -1,9 +1,10 @@
 """Build a ``ModelBundle`` from a folder of drawings and a manifest.
 
-The manifest lists one drawing per line: CSV with a header ``file,age[,subject]``, or JSON
-lines (``{"file": ..., "age": ..., "subject": ...}``, for a ``.jsonl``/``.ndjson`` file).
-File names are relative to the folder. Problems are reported as ``TrainingError`` with one
-line saying where (manifest line) and what.
+The manifest lists one drawing per line: CSV with a header ``file,age[,subject][,style]``, or
+JSON lines (``{"file": ..., "age": ..., "subject": ..., "style": ...}``, for a
+``.jsonl``/``.ndjson`` file). File names are relative to the folder. ``style`` (optional: the
+drawing's medium, say) calibrates each group's threshold on styles left out in turn. Problems
+are reported as ``TrainingError`` with one line saying where (manifest line) and what.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class ManifestEntry:
     file: str
     age: int
     subject: str | None
+    style: str | None = None
 
 
 def _parse_age(raw: object, line: int) -> int:
@@ -70,7 +72,7 @@ def _csv_rows(manifest: Path) -> list[tuple[int, dict[str, object]]]:
         fields = [f.strip().lower() for f in reader.fieldnames or []]
         if "file" not in fields or "age" not in fields:
             raise TrainingError(
-                f"manifest {manifest.name}: header must name the columns file,age[,subject]"
+                f"manifest {manifest.name}: header must name the columns file,age[,subject][,style]"
             )
         reader.fieldnames = fields
         return [(reader.line_num, dict(row)) for row in reader if any(row.values())]
@@ -92,6 +94,10 @@ def _json_rows(manifest: Path) -> list[tuple[int, dict[str, object]]]:
     return rows
 
 
+def _optional(value: object) -> str | None:
+    return str(value).strip() or None if value is not None else None
+
+
 def read_manifest(manifest: Path) -> list[ManifestEntry]:
     """The entries of a CSV or JSON-lines manifest."""
     if not manifest.is_file():
@@ -103,13 +109,13 @@ def read_manifest(manifest: Path) -> list[ManifestEntry]:
         name = str(row.get("file") or "").strip()
         if not name:
             raise TrainingError(f"manifest line {line}: no file name")
-        subject = row.get("subject")
         entries.append(
             ManifestEntry(
                 line=line,
                 file=name,
                 age=_parse_age(row.get("age"), line),
-                subject=str(subject).strip() or None if subject is not None else None,
+                subject=_optional(row.get("subject")),
+                style=_optional(row.get("style")),
             )
         )
     if not entries:
@@ -137,9 +143,13 @@ def features_of_file(path: Path, line: int) -> np.ndarray:
         ) from None
 
 
-def new_model_version(features: np.ndarray, prefix: str | None = None) -> str:
-    """``<prefix or UTC time>-<hash of the training features>``."""
+def new_model_version(
+    features: np.ndarray, prefix: str | None = None, styles: np.ndarray | None = None
+) -> str:
+    """``<prefix or UTC time>-<hash of the training features and their styles>``."""
     digest = hashlib.sha256(np.ascontiguousarray(features, dtype=np.float32).tobytes())
+    if styles is not None:
+        digest.update("\n".join(str(style) for style in styles).encode())
     stamp = prefix or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{digest.hexdigest()[:8]}"
 
@@ -176,6 +186,7 @@ def cross_validated_false_flags(
     percentile: float,
     explained_variance: float = DEFAULT_EXPLAINED_VARIANCE,
     folds: int = CROSS_VALIDATION_FOLDS,
+    styles: np.ndarray | None = None,
 ) -> float:
     """The share of drawings flagged by a model fitted without them, at that model's own
     threshold (``folds``-fold): how often a new ordinary drawing would be flagged."""
@@ -183,7 +194,13 @@ def cross_validated_false_flags(
     flagged = 0
     for fold in range(folds):
         held_out = fold_of == fold
-        model = fit_group(features[~held_out], explained_variance, folds=folds, minimum=2 * folds)
+        model = fit_group(
+            features[~held_out],
+            explained_variance,
+            folds,
+            minimum=2 * folds,
+            styles=None if styles is None else styles[~held_out],
+        )
         flagged += int((model.raw_scores(features[held_out]) > model.threshold(percentile)).sum())
     return flagged / features.shape[0]
 
@@ -195,10 +212,12 @@ def fit_bundle_with_report(
     explained_variance: float = DEFAULT_EXPLAINED_VARIANCE,
     version_prefix: str | None = None,
     base: ModelBundle | None = None,
+    styles: np.ndarray | None = None,
 ) -> tuple[ModelBundle, list[GroupReport]]:
     """Fit every age group with at least the minimum number of drawings; the other groups
     keep ``base``'s model (the deployed or packaged one). The bundle records where each
-    group's model came from."""
+    group's model came from. ``styles`` (one per drawing, or None) are the folds of each
+    group's threshold where it has at least two."""
     percentile = check_percentile(percentile)
     groups = np.array([age_group_for(int(age)) for age in ages])
     check_group_sizes(groups)
@@ -209,15 +228,18 @@ def fit_bundle_with_report(
             f"age group {missing} has {int((groups == missing).sum())} drawing(s), fewer than "
             f"{MIN_TRAINING_IMAGES}, and no model to keep for it"
         )
-    version = new_model_version(features, version_prefix)
+    version = new_model_version(features, version_prefix, styles)
     models, sources, reports = {}, {}, []
     for group in GROUP_NAMES:
         count = int((groups == group).sum())
         if group in trained:
             matrix = features[groups == group]
-            model = fit_group(matrix, explained_variance)
+            group_styles = None if styles is None else styles[groups == group]
+            model = fit_group(matrix, explained_variance, styles=group_styles)
             models[group], sources[group] = model, f"trained on {count} drawings in {version}"
-            rate = cross_validated_false_flags(matrix, percentile, explained_variance)
+            rate = cross_validated_false_flags(
+                matrix, percentile, explained_variance, styles=group_styles
+            )
             source = "trained"
         else:
             assert base is not None
@@ -250,10 +272,11 @@ def fit_bundle(
     explained_variance: float = DEFAULT_EXPLAINED_VARIANCE,
     version_prefix: str | None = None,
     base: ModelBundle | None = None,
+    styles: np.ndarray | None = None,
 ) -> ModelBundle:
     """Fit a bundle on an (n, d) feature matrix and the n ages (see fit_bundle_with_report)."""
     return fit_bundle_with_report(
-        features, ages, percentile, explained_variance, version_prefix, base
+        features, ages, percentile, explained_variance, version_prefix, base, styles
     )[0]
 
 
@@ -289,6 +312,7 @@ def train_bundle_with_report(
             progress(index + 1, len(entries))
     log.info("drawings read", listed=len(entries), files=len(seen))
     ages = np.array([entry.age for entry in entries])
+    styles = [entry.style for entry in entries]
     needs_base = len(trainable_groups(groups)) < len(GROUP_NAMES)
     chosen_base = base() if needs_base and callable(base) else base
     return fit_bundle_with_report(
@@ -298,6 +322,7 @@ def train_bundle_with_report(
         explained_variance,
         version_prefix,
         chosen_base if isinstance(chosen_base, ModelBundle) else None,
+        np.array(styles) if all(styles) else None,
     )
 
 

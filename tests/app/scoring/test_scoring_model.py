@@ -170,3 +170,22 @@ def test_every_whole_page_scribble_is_flagged(packaged: ModelBundle) -> None:
         ).is_anomaly
     ]
     assert not missed, f"scribbles missed at ages {missed}"
+
+
+def test_with_styles_each_style_is_scored_by_a_model_fitted_without_the_others() -> None:
+    """The reference scores of drawings in known styles come from a model fitted on the other
+    styles, so a style unlike the rest raises the threshold; with a single style the folds
+    are as without styles."""
+    rng = np.random.default_rng(8)
+    styles = np.repeat(np.array(["pencil", "crayon", "paint"]), 30)
+    matrix = rng.normal(size=(styles.size, 6))
+    matrix[styles == "paint", 0] += 3.0  # paint unlike the others in one feature
+    by_style = fit_group(matrix, styles=styles)
+    left_out = [
+        fit_group(matrix[styles != style], folds=1).raw_scores(matrix[styles == style])
+        for style in ("pencil", "crayon", "paint")
+    ]
+    np.testing.assert_allclose(by_style.reference_scores, np.sort(np.concatenate(left_out)))
+    assert by_style.threshold() > fit_group(matrix).threshold()
+    single = fit_group(matrix, styles=np.full(styles.size, "pencil"))
+    np.testing.assert_allclose(single.reference_scores, fit_group(matrix).reference_scores)

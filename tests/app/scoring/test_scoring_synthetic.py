@@ -77,7 +77,7 @@ def test_reference_set_writes_pngs_and_a_manifest(tmp_path: Path) -> None:
     with manifest.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["age"]) for r in rows] == [4, 4, 5, 5, 6, 6]
-    assert all(r["subject"] and r["paper"] and r["capture"] and r["medium"] for r in rows)
+    assert all(r["subject"] and r["paper"] and r["capture"] and r["style"] for r in rows)
     for row in rows:
         with Image.open(tmp_path / "ref" / row["file"]) as image:
             assert image.format == {"png": "PNG", "jpg": "JPEG"}[row["file"].rsplit(".", 1)[1]]

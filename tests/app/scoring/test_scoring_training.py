@@ -13,6 +13,7 @@ from app.scoring.artefact import bundle_from_bytes, bundle_to_bytes
 from app.scoring.features import FEATURE_COUNT
 from app.scoring.model import GROUP_NAMES, MIN_TRAINING_IMAGES, ModelBundle
 from app.scoring.synthetic import MANIFEST_NAME
+from app.scoring.synthetic_media import MEDIA
 from app.scoring.training import (
     TrainingError,
     fit_bundle,
@@ -69,6 +70,25 @@ def test_json_lines_manifest_reads_like_the_csv(reference: Path, tmp_path: Path)
     manifest.write_text("\n".join(lines) + "\n\n")
     entries = read_manifest(manifest)
     assert [(e.file, e.age, e.subject) for e in entries] == [(r.file, r.age, None) for r in rows]
+
+
+def test_the_style_column_sets_the_folds_of_the_thresholds(
+    reference: Path, trained: ModelBundle, tmp_path: Path
+) -> None:
+    """The generated manifest names each drawing's medium as its style; without the column the
+    same drawings give other thresholds (random folds) and another model version."""
+    rows = read_manifest(reference / MANIFEST_NAME)
+    assert {row.style for row in rows} == set(MEDIA)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("file,age\n" + "".join(f"{r.file},{r.age}\n" for r in rows))
+    without = train_bundle(reference, manifest, percentile=97.5)
+    assert without.model_version.split("-")[1] != trained.model_version.split("-")[1]
+    assert any(
+        without.models[g].threshold(97.5) != trained.models[g].threshold(97.5) for g in GROUP_NAMES
+    )
+    styled = tmp_path / "manifest.jsonl"
+    styled.write_text(json.dumps({"file": rows[0].file, "age": rows[0].age, "style": " paint "}))
+    assert read_manifest(styled)[0].style == "paint"
 
 
 def test_csv_manifest_without_subject_column(tmp_path: Path) -> None:
