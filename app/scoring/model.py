@@ -199,9 +199,13 @@ def _fit_pca(matrix: np.ndarray, explained_variance: float) -> GroupModel:
 
 
 def _folds(count: int, folds: int, styles: np.ndarray | None) -> np.ndarray:
-    """Each drawing's fold: its style where there are at least two, else one of ``folds``."""
-    if styles is not None and np.unique(styles).size >= 2:
-        return np.unique(styles, return_inverse=True)[1]
+    """Each drawing's fold: its style where there are at least two and none holds more than
+    half of the drawings (a model fitted on the few others would judge the many by too
+    little), else one of ``folds``."""
+    if styles is not None:
+        names, fold_of, counts = np.unique(styles, return_inverse=True, return_counts=True)
+        if names.size >= 2 and 2 * int(counts.max()) <= count:
+            return fold_of
     return np.arange(count) % folds
 
 
@@ -218,7 +222,7 @@ def fit_group(
     The reference scores are out-of-fold scores (each drawing scored by a model fitted
     without it), so that the threshold reflects how the model scores drawings it has not
     seen rather than the ones it was fitted to. The folds are the drawings' ``styles`` when
-    there are at least two, else ``folds`` alike.
+    there are at least two and none holds more than half of them, else ``folds`` alike.
     """
     matrix = np.asarray(features, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] < minimum:

@@ -313,6 +313,11 @@ def train_bundle_with_report(
     log.info("drawings read", listed=len(entries), files=len(seen))
     ages = np.array([entry.age for entry in entries])
     styles = [entry.style for entry in entries]
+    if any(styles) and not all(styles):
+        log.warning(
+            "style missing for some drawings: thresholds from random folds",
+            missing=sum(not style for style in styles),
+        )
     needs_base = len(trainable_groups(groups)) < len(GROUP_NAMES)
     chosen_base = base() if needs_base and callable(base) else base
     return fit_bundle_with_report(

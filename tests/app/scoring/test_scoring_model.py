@@ -189,3 +189,14 @@ def test_with_styles_each_style_is_scored_by_a_model_fitted_without_the_others()
     assert by_style.threshold() > fit_group(matrix).threshold()
     single = fit_group(matrix, styles=np.full(styles.size, "pencil"))
     np.testing.assert_allclose(single.reference_scores, fit_group(matrix).reference_scores)
+
+
+def test_a_style_holding_most_drawings_is_not_left_out() -> None:
+    """Leaving out a style that holds most of the drawings would fit a model on the few
+    others and give an absurd threshold; the folds are then random, as without styles."""
+    rng = np.random.default_rng(9)
+    matrix = rng.normal(size=(60, 6))
+    styles = np.array(["pencil"] * 55 + ["crayon"] * 5)
+    skewed = fit_group(matrix, styles=styles)
+    np.testing.assert_allclose(skewed.reference_scores, fit_group(matrix).reference_scores)
+    assert skewed.threshold() < 10
