@@ -216,8 +216,8 @@ def fit_bundle_with_report(
 ) -> tuple[ModelBundle, list[GroupReport]]:
     """Fit every age group with at least the minimum number of drawings; the other groups
     keep ``base``'s model (the deployed or packaged one). The bundle records where each
-    group's model came from. ``styles`` (one per drawing, or None) are the folds of each
-    group's threshold where it has at least two."""
+    group's model came from. ``styles`` (one per drawing, or None) may set the folds of
+    each group's threshold (see ``fit_group``)."""
     percentile = check_percentile(percentile)
     groups = np.array([age_group_for(int(age)) for age in ages])
     check_group_sizes(groups)
