@@ -112,7 +112,9 @@ def _group(arrays: dict[str, np.ndarray], group: str, feature_count: int) -> Gro
     if reference.ndim != 1 or reference.size < 2:
         raise ArtefactError(f"model artefact group {group}: reference scores missing")
     for name, values in parts.items():
-        if not np.all(np.isfinite(values)):
+        # A feature free of the range term has the range -inf..inf (model.feature_range).
+        unbounded = {"lower": -np.inf, "upper": np.inf}.get(name)
+        if not np.all(np.isfinite(values) | (values == unbounded)):
             raise ArtefactError(f"model artefact group {group}: {name} has non-finite values")
     if np.any(parts["scale"] <= 0) or np.any(parts["variances"] <= 0):
         raise ArtefactError(f"model artefact group {group}: non-positive scale or variance")

@@ -70,6 +70,14 @@ _HIGH_LOW: dict[str, tuple[str, str]] = {
     "page_noise": ("the image is very grainy or noisy", "the image is unusually smooth"),
     "ink_cover": _COVER,
     "ink_cover_dense": _COVER,
+    "enclosed_areas": (
+        "more closed shapes (loops, boxes, rings) than usual",
+        "fewer closed shapes (loops, boxes, rings) than usual",
+    ),
+    "enclosed_height": (
+        "the closed shapes sit low in the drawing",
+        "the closed shapes sit high in the drawing",
+    ),
 }
 
 
@@ -81,6 +89,14 @@ def describe(feature: str, higher: bool) -> str:
         return "the ink sits in an unusual part of the page"
     if feature.startswith("shape_"):
         return "the drawing has an unusual shape"
+    if feature.startswith("edges_") and feature.endswith("_upright"):
+        return (
+            "more upright strokes than usual in a part of the drawing"
+            if higher
+            else "more flat strokes than usual in a part of the drawing"
+        )
+    if feature.startswith("edges_"):
+        return "the strokes are spread over the drawing in an unusual way"
     if feature.startswith("hue_share_"):
         hue = HUE_NAMES[int(feature.rsplit("_", 1)[1])]
         return f"much more {hue} than usual" if higher else f"less {hue} than usual"

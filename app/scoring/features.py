@@ -14,6 +14,13 @@ describe what was drawn, as shares and masses that do not depend on the resoluti
   fill decides on its own and which says nothing about whether a child drew the page);
 - shape: the ink in a coarse grid over the box the drawing occupies (what the drawing looks
   like, whatever its size and position on the page);
+- directions: in each cell of a 3×3 grid over that box, its share of the edges and how
+  upright or flat they run on average (a 7 and a 1 fill their boxes alike, not with the same
+  strokes). A mean, not a histogram, and no diagonal term: a wobbly line, a line turned by a
+  few degrees and a roof's slope in one corner of a house change it little;
+- closed shapes: how many areas the strokes enclose (a head, a window, a loop) and how high
+  in the box they sit, on the box resampled to a fixed size so that neither the resolution
+  nor a pen's small gaps change the count;
 - coverage: the share of the page's cells that hold any ink (a scribble over the whole page
   leaves none bare; the busiest drawings leave some);
 - colours: saturation, colourful share, hues, number of colours used;
@@ -22,7 +29,13 @@ describe what was drawn, as shares and masses that do not depend on the resoluti
   photographed-scene page.
 
 Every feature is a plain number on a roughly 0..1 scale; the vector has a fixed length
-(``FEATURE_COUNT``) whatever the input size, mode or aspect ratio.
+(``FEATURE_COUNT``) whatever the input size, mode or aspect ratio. Two masks tell the model's
+range term (``app.scoring.model.feature_range``) how to treat a feature: ``RANGE_FREE``
+features (the shares of the ink by place, shape and direction, the closed shapes) have none,
+as any one of their values is ordinary and only their combination can be unusual;
+``RANGE_EXACT`` features (the amount of ink, the page's covered share) are held to the range
+seen without a margin, as just past the least ink lies an empty page and just past the
+highest cover a scribble over the whole page.
 """
 
 from __future__ import annotations
@@ -32,9 +45,15 @@ from PIL import Image
 
 from app.scoring.page import Page, estimate_page
 
-FEATURE_VERSION = 4
+FEATURE_VERSION = 6  # 5 was released and withdrawn (a histogram of directions)
 GRID = 4
 SHAPE_GRID = 5  # ink shares over the drawing's own box
+DIRECTION_GRID = 3  # cells a side over the drawing's box, widened to a square
+BOX_SIDE = 48  # cells a side the square box is resampled to for directions and closed shapes
+ENCLOSING_INK = 0.15  # ink of a pixel that closes a shape
+ENCLOSED_MIN_CELLS = 2  # of BOX_SIDE², an enclosed area smaller than this is a pen's speck
+ENCLOSED_COUNT_SCALE = 16  # this many closed shapes or more -> 1
+ENCLOSED_PAD = 0.1  # of the box's side, so that strokes on its edge still close a shape
 COVER_GRID = 16  # cells of the page whose share holding ink is measured
 COVER_LEVELS = (0.02, 0.05)  # mean ink of a cell that counts as covered
 HUE_BINS = 6
@@ -60,11 +79,23 @@ def _feature_names() -> tuple[str, ...]:
     names += ["page_noise"]
     names += [f"shape_{r}_{c}" for r in range(SHAPE_GRID) for c in range(SHAPE_GRID)]
     names += ["ink_cover", "ink_cover_dense"]
+    cells = [f"{r}_{c}" for r in range(DIRECTION_GRID) for c in range(DIRECTION_GRID)]
+    names += [name for cell in cells for name in (f"edges_{cell}", f"edges_{cell}_upright")]
+    names += ["enclosed_areas", "enclosed_height"]
     return tuple(names)
 
 
 FEATURE_NAMES = _feature_names()
 FEATURE_COUNT = len(FEATURE_NAMES)
+RANGE_FREE = np.array(
+    [name.startswith(("ink_grid_", "shape_", "edges_", "enclosed_")) for name in FEATURE_NAMES]
+)
+RANGE_EXACT = np.array(
+    [
+        name in ("ink_mass_log", "ink_coverage_log", "ink_cover", "ink_cover_dense")
+        for name in FEATURE_NAMES
+    ]
+)
 
 
 def _log_fraction(fraction: float) -> float:
@@ -189,6 +220,97 @@ def _shape(page: Page) -> list[float]:
     return [float(v) for v in np.sqrt(_cell_sums(ink, SHAPE_GRID).ravel() / total)]
 
 
+def _square_box(ink: np.ndarray, box: tuple[int, int, int, int], pad: int = 1) -> np.ndarray:
+    """The drawing's box widened to a square around its centre and by ``pad`` pixels on each
+    side (paper beyond the page), so that strokes keep their directions when it is resampled."""
+    top, bottom, left, right = box
+    side = max(bottom - top, right - left) + 2 * pad
+    row, col = (top + bottom - side) // 2, (left + right - side) // 2
+    padded = np.pad(ink, side)
+    return padded[row + side : row + 2 * side, col + side : col + 2 * side]
+
+
+def _directions(page: Page) -> list[float]:
+    """In each cell of a DIRECTION_GRID grid over the drawing's square box, resampled to
+    BOX_SIDE first (so that neither the resolution nor the pen's width matters): the cell's
+    share of the edges (square root) and their mean of cos 2θ weighted by strength: 1 when
+    every stroke there is upright, -1 when every stroke is flat, 0 for no preference."""
+    count = 2 * DIRECTION_GRID**2
+    box = _drawing_box(page.ink)
+    if box is None:
+        return [0.0] * count
+    square = np.ascontiguousarray(_square_box(page.ink, box), dtype=np.float32)
+    small = Image.fromarray(square, "F").resize((BOX_SIDE, BOX_SIDE), Image.Resampling.BOX)
+    gx, gy = _gradients(np.asarray(small, dtype=np.float64))
+    magnitude = np.hypot(gx, gy)
+    total = float(magnitude.sum())
+    if total <= 1e-9:
+        return [0.0] * count
+    edges = _cell_sums(magnitude, DIRECTION_GRID)
+    upright = _cell_sums(magnitude * np.cos(2.0 * np.arctan2(gy, gx)), DIRECTION_GRID)
+    upright = np.where(edges > 1e-9, upright / np.maximum(edges, 1e-9), 0.0)
+    return [float(v) for v in np.stack([np.sqrt(edges / total), upright], axis=-1).ravel()]
+
+
+def _spread(mask: np.ndarray, within: np.ndarray) -> np.ndarray:
+    """``mask`` grown one cell in the four directions, inside ``within``."""
+    grown = mask.copy()
+    grown[1:, :] |= mask[:-1, :]
+    grown[:-1, :] |= mask[1:, :]
+    grown[:, 1:] |= mask[:, :-1]
+    grown[:, :-1] |= mask[:, 1:]
+    return grown & within
+
+
+def _enclosed_cells(page: Page) -> np.ndarray | None:
+    """The cells of a BOX_SIDE grid over the drawing's square box that the strokes enclose:
+    paper not reachable from the box's edge without crossing ink. A cell holds ink if any of
+    its pixels does, so a gap in a stroke narrower than a cell still closes the shape."""
+    box = _drawing_box(page.ink)
+    if box is None:
+        return None
+    pad = round(ENCLOSED_PAD * max(box[1] - box[0], box[3] - box[2])) + 1
+    square = _square_box(page.ink, box, pad) > ENCLOSING_INK
+    starts = np.linspace(0, square.shape[0], BOX_SIDE + 1).astype(int)[:-1]
+    starts = np.maximum.accumulate(np.minimum(starts, square.shape[0] - 1))
+    paper = ~np.logical_or.reduceat(np.logical_or.reduceat(square, starts, axis=0), starts, axis=1)
+    outside = np.zeros_like(paper)
+    outside[[0, -1], :], outside[:, [0, -1]] = paper[[0, -1], :], paper[:, [0, -1]]
+    while True:
+        grown = _spread(outside, paper)
+        if (grown == outside).all():
+            return paper & ~outside
+        outside = grown
+
+
+def _area_sizes(cells: np.ndarray) -> np.ndarray:
+    """The number of cells in each 4-connected area of ``cells``."""
+    none = cells.size
+    label = np.where(cells, np.arange(none).reshape(cells.shape), none)
+    while True:
+        lowest = label.copy()
+        lowest[1:, :] = np.minimum(lowest[1:, :], label[:-1, :])
+        lowest[:-1, :] = np.minimum(lowest[:-1, :], label[1:, :])
+        lowest[:, 1:] = np.minimum(lowest[:, 1:], label[:, :-1])
+        lowest[:, :-1] = np.minimum(lowest[:, :-1], label[:, 1:])
+        lowest = np.where(cells, lowest, none)
+        if (lowest == label).all():
+            return np.unique(label[cells], return_counts=True)[1]
+        label = lowest
+
+
+def _closed_shapes(page: Page) -> list[float]:
+    """How many areas the strokes enclose (log scale, ENCLOSED_COUNT_SCALE -> 1) and the mean
+    height of the enclosed cells in the box (0 top, 1 bottom; 0.5 when there are none)."""
+    enclosed = _enclosed_cells(page)
+    if enclosed is None or not enclosed.any():
+        return [0.0, 0.5]
+    areas = int((_area_sizes(enclosed) >= ENCLOSED_MIN_CELLS).sum())
+    rows = np.nonzero(enclosed)[0]
+    count = float(np.log1p(areas) / np.log1p(ENCLOSED_COUNT_SCALE))
+    return [count, float((rows.mean() + 0.5) / BOX_SIDE)]
+
+
 def _coverage(ink: np.ndarray) -> list[float]:
     """The share of the page's cells (a COVER_GRID grid) holding ink, at two levels: a busy
     drawing leaves parts of the page bare, a scribble over the whole page does not."""
@@ -245,6 +367,8 @@ def extract_features(image: Image.Image) -> np.ndarray:
     ]
     feats += _shape(page)
     feats += _coverage(page.ink)
+    feats += _directions(page)
+    feats += _closed_shapes(page)
     vector = np.asarray(feats, dtype=np.float32)
     if vector.shape != (FEATURE_COUNT,):  # pragma: no cover - a programming error
         raise AssertionError(f"feature vector has {vector.size} values, not {FEATURE_COUNT}")

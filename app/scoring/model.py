@@ -17,7 +17,11 @@ Each age group has its own model, fitted on the feature vectors of normal drawin
   out; on the training data both average 1, so scores sit around 1;
 - plus how far any feature lies outside the range seen in training (the sum of squared
   excesses, in standard deviations; 0 inside the range). A single extreme feature, such as
-  the ink coverage of an empty page, is otherwise diluted among dozens of ordinary ones;
+  the ink coverage of an empty page, is otherwise diluted among dozens of ordinary ones.
+  With ``RangeRules`` (``feature_range``) the range is widened by ``RANGE_MARGIN`` of its
+  width (a new ordinary drawing lies just past the range of a hundred reference drawings on
+  one feature or another), except for features held to it exactly, and features free of it
+  have none;
 - the training drawings' scores are kept, sorted, as the reference: the threshold is any
   percentile of them (default 95th, changeable at runtime without retraining), and the
   normalised score is the percentile of a score among them. They are out-of-fold scores; when
@@ -43,6 +47,7 @@ DEFAULT_EXPLAINED_VARIANCE = 1.0
 MIN_TRAINING_IMAGES = 20
 CROSS_VALIDATION_FOLDS = 5
 SCALE_FLOOR = 0.03  # features are on a ~0..1 scale; a constant feature gets this spread
+RANGE_MARGIN = 0.05  # of the seen range's width, added on each side
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,31 @@ def shrunk_covariance(z: np.ndarray) -> np.ndarray:
     return (1.0 - shrinkage) * sample + shrinkage * mu * np.eye(dims)
 
 
-def _fit_pca(matrix: np.ndarray, explained_variance: float) -> GroupModel:
+@dataclass(frozen=True)
+class RangeRules:
+    """Which features the range term holds to the range seen exactly, and which not at all
+    (both (d,) bool); the others get RANGE_MARGIN."""
+
+    exact: np.ndarray
+    free: np.ndarray
+
+
+def feature_range(matrix: np.ndarray, rules: RangeRules | None) -> tuple[np.ndarray, np.ndarray]:
+    """The range of each feature beyond which its excess counts: the range seen in ``matrix``,
+    widened by RANGE_MARGIN of its width unless exact, unbounded where free. Without rules,
+    the range seen."""
+    lower, upper = matrix.min(axis=0), matrix.max(axis=0)
+    if rules is None:
+        return lower, upper
+    margin = np.where(rules.exact, 0.0, RANGE_MARGIN * (upper - lower))
+    lower = np.where(rules.free, -np.inf, lower - margin)
+    upper = np.where(rules.free, np.inf, upper + margin)
+    return lower, upper
+
+
+def _fit_pca(
+    matrix: np.ndarray, explained_variance: float, rules: RangeRules | None = None
+) -> GroupModel:
     """The model parameters of an (n, d) matrix, without reference scores yet."""
     count = matrix.shape[0]
     mean = matrix.mean(axis=0)
@@ -186,14 +215,15 @@ def _fit_pca(matrix: np.ndarray, explained_variance: float) -> GroupModel:
     components = vt[:keep]
     projected = z @ components.T
     residual = z - projected @ components
+    lower, upper = feature_range(matrix, rules)
     return GroupModel(
         mean=mean,
         scale=scale,
         components=components,
         variances=np.maximum(variances[:keep], 1e-9),
         residual_mean=max(float(np.einsum("ij,ij->i", residual, residual).mean()), 1e-9),
-        lower=matrix.min(axis=0),
-        upper=matrix.max(axis=0),
+        lower=lower,
+        upper=upper,
         reference_scores=np.zeros(2),
     )
 
@@ -215,6 +245,7 @@ def fit_group(
     folds: int = CROSS_VALIDATION_FOLDS,
     minimum: int = MIN_TRAINING_IMAGES,
     styles: np.ndarray | None = None,
+    rules: RangeRules | None = None,
 ) -> GroupModel:
     """Fit one group's model on an (n, d) matrix of normal drawings' features (at least
     ``minimum``; lower only to estimate by cross-validation how a full fit behaves).
@@ -223,13 +254,14 @@ def fit_group(
     without it), so that the threshold reflects how the model scores drawings it has not
     seen rather than the ones it was fitted to. The folds are the drawings' ``styles`` when
     there are at least two and none holds more than half of them, else ``folds`` alike.
+    ``rules`` set each feature's range (``feature_range``); without them, the range seen.
     """
     matrix = np.asarray(features, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] < minimum:
         raise ValueError(f"need at least {minimum} drawings to fit, got {matrix.shape[0]}")
     if not 0.0 < explained_variance <= 1.0:
         raise ValueError(f"explained variance {explained_variance} is outside (0, 1]")
-    model = _fit_pca(matrix, explained_variance)
+    model = _fit_pca(matrix, explained_variance, rules)
     if folds < 2:
         reference = model.raw_scores(matrix)
     else:
@@ -237,7 +269,7 @@ def fit_group(
         reference = np.empty(matrix.shape[0])
         for fold in np.unique(fold_of):
             held_out = fold_of == fold
-            fold_model = _fit_pca(matrix[~held_out], explained_variance)
+            fold_model = _fit_pca(matrix[~held_out], explained_variance, rules)
             reference[held_out] = fold_model.raw_scores(matrix[held_out])
     return replace(model, reference_scores=np.sort(reference))
 

@@ -21,7 +21,7 @@ import numpy as np
 import structlog
 from PIL import Image, UnidentifiedImageError
 
-from app.scoring.features import FEATURE_COUNT, extract_features
+from app.scoring.features import FEATURE_COUNT, RANGE_EXACT, RANGE_FREE, extract_features
 from app.scoring.model import (
     CROSS_VALIDATION_FOLDS,
     DEFAULT_EXPLAINED_VARIANCE,
@@ -31,6 +31,7 @@ from app.scoring.model import (
     MIN_AGE,
     MIN_TRAINING_IMAGES,
     ModelBundle,
+    RangeRules,
     age_group_for,
     check_percentile,
     fit_group,
@@ -38,6 +39,7 @@ from app.scoring.model import (
 
 log = structlog.get_logger()
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
+RANGE_RULES = RangeRules(exact=RANGE_EXACT, free=RANGE_FREE)
 
 
 class TrainingError(ValueError):
@@ -200,6 +202,7 @@ def cross_validated_false_flags(
             folds,
             minimum=2 * folds,
             styles=None if styles is None else styles[~held_out],
+            rules=RANGE_RULES,
         )
         flagged += int((model.raw_scores(features[held_out]) > model.threshold(percentile)).sum())
     return flagged / features.shape[0]
@@ -235,7 +238,7 @@ def fit_bundle_with_report(
         if group in trained:
             matrix = features[groups == group]
             group_styles = None if styles is None else styles[groups == group]
-            model = fit_group(matrix, explained_variance, styles=group_styles)
+            model = fit_group(matrix, explained_variance, styles=group_styles, rules=RANGE_RULES)
             models[group], sources[group] = model, f"trained on {count} drawings in {version}"
             rate = cross_validated_false_flags(
                 matrix, percentile, explained_variance, styles=group_styles

@@ -56,7 +56,7 @@ def test_round_trip_keeps_every_array_and_every_score(bundle: ModelBundle) -> No
 
 
 def test_packaged_model_is_small_and_readable() -> None:
-    assert PACKAGED_MODEL_PATH.stat().st_size < 300_000  # full eigenbases of 5 groups
+    assert PACKAGED_MODEL_PATH.stat().st_size < 400_000  # full 91×91 eigenbases of 5 groups
     assert load_packaged_bundle().model_version.startswith("packaged-")
 
 
@@ -127,6 +127,24 @@ def test_wrong_shapes_and_non_finite_values_are_refused(bundle: ModelBundle) -> 
     scale[0] = np.nan
     with pytest.raises(ArtefactError, match="non-finite"):
         bundle_from_bytes(_rewrite(data, **{"group_2-4__scale": scale}))
+
+
+def test_an_unbounded_range_loads_but_a_range_bounded_by_nan_or_the_wrong_infinity_does_not(
+    bundle: ModelBundle,
+) -> None:
+    """A feature free of the range term has -inf..inf; NaN, or +inf as a lower bound, is a
+    corrupted artefact."""
+    data = bundle_to_bytes(bundle)
+    lower, upper = bundle.models["2-4"].lower.copy(), bundle.models["2-4"].upper.copy()
+    lower[0], upper[0] = -np.inf, np.inf
+    freed = bundle_from_bytes(
+        _rewrite(data, **{"group_2-4__lower": lower, "group_2-4__upper": upper})
+    )
+    assert np.isinf(freed.models["2-4"].lower[0]) and np.isinf(freed.models["2-4"].upper[0])
+    for bad in (np.nan, np.inf):
+        lower[0] = bad
+        with pytest.raises(ArtefactError, match="lower has non-finite values"):
+            bundle_from_bytes(_rewrite(data, **{"group_2-4__lower": lower}))
 
 
 def test_a_zip_without_the_format_name_is_refused() -> None:

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from app.scoring.features import FEATURE_COUNT, FEATURE_NAMES, extract_features
+from app.scoring.features import (
+    ENCLOSED_COUNT_SCALE,
+    FEATURE_COUNT,
+    FEATURE_NAMES,
+    extract_features,
+)
 from app.scoring.synthetic import generate_drawing
 
 
@@ -175,3 +180,76 @@ def test_a_scribble_over_the_whole_page_leaves_none_of_it_bare() -> None:
     busy = [extract_features(generate_drawing(16, rng, 384)) for _ in range(6)]
     assert min(f[cover] for f in scribbles) > 0.6
     assert max(f[cover] for f in busy) < min(f[cover] for f in scribbles)
+
+
+def _feature(image: Image.Image, name: str) -> float:
+    return float(extract_features(image)[FEATURE_NAMES.index(name)])
+
+
+def _closed_shapes(count: int) -> float:
+    return float(np.log1p(count) / np.log1p(ENCLOSED_COUNT_SCALE))
+
+
+def _rings(size: int, boxes: list[tuple[float, float, float, float]], gap: int = 0) -> Image.Image:
+    """Black rings (outlines of ellipses in fractions of the page) on white, and a gap of
+    ``gap`` pixels cut out of each at its right."""
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    width = max(2, size // 150)
+    for left, top, right, bottom in boxes:
+        box = (left * size, top * size, right * size, bottom * size)
+        draw.ellipse(box, outline="black", width=width)
+        if gap:
+            middle = (top + bottom) / 2 * size
+            draw.rectangle((box[2] - 2 * width, middle, box[2] + 2 * width, middle + gap), "white")
+    return image
+
+
+@pytest.mark.parametrize("size", [600, 2400])
+def test_closed_shapes_are_counted_whatever_the_resolution(size: int) -> None:
+    one = [(0.3, 0.3, 0.7, 0.7)]
+    two = [(0.15, 0.3, 0.45, 0.6), (0.55, 0.3, 0.85, 0.6)]
+    assert _feature(_rings(size, one), "enclosed_areas") == pytest.approx(_closed_shapes(1))
+    assert _feature(_rings(size, two), "enclosed_areas") == pytest.approx(_closed_shapes(2))
+    opened = _rings(size, one, gap=size // 10)
+    assert _feature(opened, "enclosed_areas") == 0.0
+    assert _feature(opened, "enclosed_height") == 0.5
+
+
+def test_a_gap_narrower_than_a_cell_of_the_box_still_closes_a_shape() -> None:
+    """A pen lifted for a pixel or two: the ring still encloses its inside."""
+    nearly = _rings(600, [(0.3, 0.3, 0.7, 0.7)], gap=2)
+    assert _feature(nearly, "enclosed_areas") == pytest.approx(_closed_shapes(1))
+
+
+def test_the_height_of_closed_shapes_tells_a_loop_on_a_stem_from_one_under_it() -> None:
+    """A 9 (a loop above a stroke) and a 6 (a loop under it) fill their boxes alike."""
+
+    def loop_and_stem(loop_on_top: bool) -> Image.Image:
+        image = _rings(600, [(0.35, 0.2, 0.65, 0.5) if loop_on_top else (0.35, 0.5, 0.65, 0.8)])
+        stem = (0.65, 0.35, 0.65, 0.85) if loop_on_top else (0.35, 0.15, 0.35, 0.65)
+        ImageDraw.Draw(image).line([v * 600 for v in stem], fill="black", width=4)
+        return image
+
+    nine, six = loop_and_stem(True), loop_and_stem(False)
+    assert _feature(nine, "enclosed_height") < 0.4 < 0.6 < _feature(six, "enclosed_height")
+
+
+def test_directions_say_where_the_strokes_are_upright_and_where_flat() -> None:
+    """Upright strokes in the left column of the box, flat ones in the right: each cell's mean
+    orientation says so, and the cells' shares of the edges are those of a whole."""
+    image = Image.new("RGB", (600, 600), "white")
+    draw = ImageDraw.Draw(image)
+    for x in (100, 140, 180):
+        draw.line((x, 100, x, 500), fill="black", width=4)
+    for y in (100, 300, 500):
+        draw.line((420, y, 500, y), fill="black", width=4)
+    vector = extract_features(image)
+    upright = {
+        column: [vector[FEATURE_NAMES.index(f"edges_{row}_{column}_upright")] for row in range(3)]
+        for column in (0, 2)
+    }
+    assert min(upright[0]) > 0.5
+    assert max(upright[2]) < -0.5
+    shares = [vector[FEATURE_NAMES.index(f"edges_{r}_{c}")] for r in range(3) for c in range(3)]
+    assert sum(share**2 for share in shares) == pytest.approx(1.0, abs=1e-5)

@@ -9,8 +9,12 @@ from app.scoring.features import FEATURE_COUNT, extract_features
 from app.scoring.model import (
     AGE_GROUPS,
     MIN_TRAINING_IMAGES,
+    RANGE_MARGIN,
+    GroupModel,
     ModelBundle,
+    RangeRules,
     age_group_for,
+    feature_range,
     fit_group,
     shrunk_covariance,
 )
@@ -200,3 +204,30 @@ def test_a_style_holding_most_drawings_is_not_left_out() -> None:
     skewed = fit_group(matrix, styles=styles)
     np.testing.assert_allclose(skewed.reference_scores, fit_group(matrix).reference_scores)
     assert skewed.threshold() < 10
+
+
+def test_range_rules_widen_the_range_hold_some_features_exactly_and_free_others() -> None:
+    """Three features seen between 0 and 1: the first (plain) gets RANGE_MARGIN of the range
+    on each side, the second (exact) none, the third (free) has no range term at all."""
+    rng = np.random.default_rng(4)
+    matrix = rng.uniform(0, 1, (40, 3))
+    matrix[:2] = [[0, 0, 0], [1, 1, 1]]
+    rules = RangeRules(exact=np.array([False, True, False]), free=np.array([False, False, True]))
+    lower, upper = feature_range(matrix, rules)
+    np.testing.assert_allclose(lower, [-RANGE_MARGIN, 0.0, -np.inf])
+    np.testing.assert_allclose(upper, [1 + RANGE_MARGIN, 1.0, np.inf])
+    np.testing.assert_allclose(feature_range(matrix, None), ([0, 0, 0], [1, 1, 1]))
+
+    model, seen = fit_group(matrix, rules=rules), fit_group(matrix)
+    np.testing.assert_allclose((model.lower, model.upper), (lower, upper))
+    unbounded = fit_group(matrix, rules=RangeRules(exact=np.zeros(3, bool), free=np.ones(3, bool)))
+
+    def range_term(fitted: GroupModel, point: list[float]) -> float:
+        vector = np.array(point)
+        return float(fitted.raw_scores(vector)[0] - unbounded.raw_scores(vector)[0])
+
+    just_past = 1 + RANGE_MARGIN / 2
+    assert range_term(model, [just_past, 0.5, 0.5]) == pytest.approx(0.0, abs=1e-12)
+    assert range_term(model, [0.5, just_past, 0.5]) > 0.0
+    assert range_term(model, [0.5, 0.5, 5.0]) == pytest.approx(0.0, abs=1e-12)
+    assert range_term(seen, [0.5, 0.5, 5.0]) > 100

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from app.scoring.artefact import bundle_from_bytes, bundle_to_bytes
-from app.scoring.features import FEATURE_COUNT
-from app.scoring.model import GROUP_NAMES, MIN_TRAINING_IMAGES, ModelBundle
+from app.scoring.features import FEATURE_COUNT, FEATURE_NAMES
+from app.scoring.model import GROUP_NAMES, MIN_TRAINING_IMAGES, RANGE_MARGIN, ModelBundle
 from app.scoring.synthetic import MANIFEST_NAME
 from app.scoring.synthetic_media import MEDIA
 from app.scoring.training import (
@@ -177,3 +177,21 @@ def test_fit_bundle_from_a_feature_matrix() -> None:
     assert bundle.model_version.startswith("matrix-")
     score = bundle.score(features[0], int(ages[0]))
     assert score.threshold == bundle.models["2-4"].threshold(90.0)
+
+
+def test_training_holds_the_amount_of_ink_exactly_and_frees_the_shares() -> None:
+    """The features' range rules reach the trained models: the amount of ink is held to the
+    range seen (just below the least ink lies an empty page), a stroke's thickness gets a
+    margin, and the shares of the ink by place and the closed shapes have no range term."""
+    rng = np.random.default_rng(3)
+    ages = np.repeat(np.arange(2, 19), 8)
+    features = rng.uniform(0, 1, size=(ages.size, FEATURE_COUNT))
+    model = fit_bundle(features, ages).models["8-10"]
+    seen = features[(ages >= 8) & (ages <= 10)]
+    column = {name: FEATURE_NAMES.index(name) for name in FEATURE_NAMES}
+    ink, stroke = column["ink_mass_log"], column["stroke_thickness"]
+    assert model.lower[ink] == seen[:, ink].min()
+    width = np.ptp(seen[:, stroke])
+    assert model.lower[stroke] == pytest.approx(seen[:, stroke].min() - RANGE_MARGIN * width)
+    for name in ("ink_grid_0_0", "shape_2_2", "edges_1_1_upright", "enclosed_areas"):
+        assert np.isinf(model.lower[column[name]]) and np.isinf(model.upper[column[name]])
