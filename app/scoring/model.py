@@ -110,8 +110,8 @@ class GroupModel:
     components: np.ndarray  # (k, d), orthonormal rows
     variances: np.ndarray  # (k,), variance of the training data along each component
     residual_mean: float  # mean squared reconstruction error on the training data
-    lower: np.ndarray  # (d,), smallest value of each feature in the training data
-    upper: np.ndarray  # (d,), largest value of each feature in the training data
+    lower: np.ndarray  # (d,), each feature's range (feature_range): its least value, or less
+    upper: np.ndarray  # (d,), and its greatest, or more; ±inf where the range term is off
     reference_scores: np.ndarray  # sorted anomaly scores of the training drawings
 
     @property
