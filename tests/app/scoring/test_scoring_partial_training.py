@@ -5,15 +5,20 @@ command prints a line per group (results on stdout, logs on stderr)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import boto3
 import numpy as np
 import pytest
+from moto import mock_aws
 
 from app.scoring import __main__ as cli
 from app.scoring import training
 from app.scoring.artefact import bundle_from_bytes, bundle_to_bytes
+from app.scoring.features import FEATURE_VERSION
 from app.scoring.model import GROUP_NAMES, ModelBundle
+from app.scoring.store import MODEL_KEY, load_latest, load_packaged_bundle
 from app.scoring.synthetic import MANIFEST_NAME
 from app.scoring.training import TrainingError, read_manifest, train_bundle
 
@@ -104,3 +109,36 @@ def test_the_command_prints_each_group_on_stdout_and_logs_on_stderr(
     logged = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
     assert any(entry["event"] == "group ready" for entry in logged)
     assert bundle_from_bytes(out.read_bytes()).sources["11-13"].startswith("trained on 21")
+
+
+def test_after_a_feature_upgrade_a_partial_upload_keeps_the_packaged_groups_and_says_why(
+    reference_set: Path,
+    base: ModelBundle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deployed model was trained on the previous feature version, so none of its groups
+    can be kept: the groups not trained come from the packaged model, the table says so, and
+    stderr says why the deployed one was not used."""
+    bucket = "models-upgrade-test"
+    monkeypatch.setenv("S3_BUCKET_MODELS", bucket)
+    manifest = _manifest(reference_set, tmp_path / "m.csv", {5, 6, 7})
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        old = replace(base, feature_version=FEATURE_VERSION - 1)
+        s3.put_object(Bucket=bucket, Key=MODEL_KEY, Body=bundle_to_bytes(old))
+        code = cli.main(
+            ["train", "--images", str(reference_set), "--manifest", str(manifest), "--upload"]
+        )
+        captured = capsys.readouterr()
+        uploaded = load_latest(s3, bucket, MODEL_KEY)
+    assert code == 0, captured.err
+    packaged = load_packaged_bundle().model_version
+    rows = {line.split()[0]: line for line in captured.out.splitlines()[1:6]}
+    assert "trained" in rows["5-7"] and f"kept from {packaged}" in rows["2-4"]
+    assert f"features v{FEATURE_VERSION - 1}" in captured.err and "retrain" in captured.err
+    assert uploaded.source == "s3"
+    assert packaged in uploaded.bundle.sources["2-4"]
